@@ -1,0 +1,1 @@
+"""IRG Motion backend: motion features, models, the interleaved loop, the ZeroMQ service and the CLI."""

@@ -1,0 +1,1 @@
+"""The `irg-motion` command line: one module per command group, each exposing `register(subparsers)`."""

@@ -1,0 +1,1 @@
+"""Motion data: the motion file format, HumanML3D features and their normalisation."""
