@@ -8,10 +8,15 @@ import sys
 from importlib.metadata import entry_points
 
 from rich.console import Console
+from rich.markup import escape
 
 # Command modules, in the order `irg-motion --help` lists them.
 COMMAND_MODULES = [
     "backend.cli.motion_commands",
+    "backend.cli.body_commands",
+    "backend.cli.bvh_command",
+    "backend.cli.serve_commands",
+    "backend.cli.retarget_command",
 ]
 
 
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (UserError, ValueError, KeyError, FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        console.print(f"[bold red]error:[/] {message}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -7,7 +7,7 @@ contacts. `recover_from_ric` inverts the root and RIC channels exactly; so extra
 recovery returns the processed joints up to float rounding. The dataset's quirks are kept on purpose
 (they are what released models were trained on): the IK facing vector mixes the hip and shoulder
 directions with opposite signs, its first root rotation is forced to identity, and the root yaw
-velocity stores half angles (arcsin of the quaternion's y).
+velocity stores half angles (arcsin of the quaternion's y). The one fix is noted where it is made.
 """
 from __future__ import annotations
 
@@ -158,7 +158,10 @@ def extract_features(
 
     quats = inverse_kinematics(positions, spec, smooth_forward=True)
     cont6d = R.quat_to_cont6d(quats)
-    r_rot = quats[:, 0]
+    # One departure from the dataset: keep the root quaternions in one hemisphere. Otherwise, when the
+    # heading crosses 180 degrees, the yaw velocity (arcsin of q.y) gets the wrong sign and
+    # recover_from_ric drifts; HumanML3D's own features carry that error on such frames.
+    r_rot = R.qfix(quats[:, 0])
     velocity = R.qrot(r_rot[1:], positions[1:, 0] - positions[:-1, 0])
     r_velocity = R.qmul(r_rot[1:], R.qinv(r_rot[:-1]))
 

@@ -1,7 +1,8 @@
 """The one motion file format: `.npz` with `joints` float32 (T, 22, 3) in metres (Y up, facing +Z) and `fps`.
 
-Optional keys: `text` (the prompt or caption) and `rounds` (the loop's rounds, stored as a JSON string plus
-one `round{i}_joints` array per round, so the file never needs pickle to load).
+Optional keys: `text` (the prompt or caption), `rounds` (the loop's rounds, stored as a JSON string plus
+one `round{i}_joints` array per round, so the file never needs pickle to load) and fitted SMPL parameters
+as `smpl_global_orient` (T,3), `smpl_body_pose` (T,69), `smpl_betas` (10,), `smpl_transl` (T,3).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class Motion:
     fps: float = DEFAULT_FPS
     text: str = ""
     rounds: list[MotionRound] = field(default_factory=list)
+    smpl: dict[str, np.ndarray] = field(default_factory=dict)  # global_orient, body_pose, betas, transl
 
     def __post_init__(self) -> None:
         self.joints = validate_joints(self.joints)
@@ -105,6 +107,8 @@ def save_motion(path: str | Path, motion: Motion) -> Path:
             meta.append({"codes": [int(c) for c in r.codes], "assessment": r.assessment,
                          "instruction": r.instruction, "final": bool(r.final), "error": r.error})
         arrays["rounds"] = np.array(json.dumps(meta))
+    for key, value in motion.smpl.items():
+        arrays[f"smpl_{key}"] = np.asarray(value, dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     return path
@@ -134,4 +138,5 @@ def load_motion(path: str | Path) -> Motion:
         if "rounds" in data.files:
             for i, meta in enumerate(json.loads(str(data["rounds"]))):
                 rounds.append(MotionRound(joints=validate_joints(data[f"round{i}_joints"], f"round {i} joints"), **meta))
-    return Motion(joints=joints, fps=fps, text=text, rounds=rounds)
+        smpl = {name[len("smpl_"):]: data[name] for name in data.files if name.startswith("smpl_")}
+    return Motion(joints=joints, fps=fps, text=text, rounds=rounds, smpl=smpl)
