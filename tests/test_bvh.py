@@ -48,10 +48,13 @@ def smooth_motion(seconds: float, fps: float, seed: int = 0) -> tuple[np.ndarray
 
 
 def write_bvh(path: Path, names: dict[str, str], rotations: np.ndarray, root: np.ndarray, fps: float,
-              prefix: str = "", finger: bool = False) -> Path:
+              prefix: str = "", finger: bool = False, z_up: bool = False) -> Path:
     """A BVH in centimetres with ZXY Euler channels (Euler angles from scipy, not from the code under test)."""
     offsets = rest_offsets() * 100.0
     offsets[0] = 0.0  # the root's place comes from its position channels
+    if z_up:  # the same body in a frame turned +90 degrees about X: every offset, rotation and root position
+        turn = Rotation.from_euler("x", 90, degrees=True).as_matrix()
+        offsets, rotations, root = offsets @ turn.T, turn @ rotations @ turn.T, root @ turn.T
     frames = rotations.shape[0]
     lines, columns = ["HIERARCHY"], []
 
@@ -103,15 +106,16 @@ def _error(path: Path) -> str:
 
 
 @needs_mocap
-@pytest.mark.parametrize("name", ["01_01", "01_03"])
-def test_real_mocap_imports_as_a_plausible_human(name: str) -> None:
+@pytest.mark.parametrize(("name", "style", "unit"), [("01_01", "CMU", "cmu"), ("01_03", "CMU", "cmu"),
+                                                     ("Boxing_Toes", "Biovision", "cm")])
+def test_real_mocap_imports_as_a_plausible_human(name: str, style: str, unit: str) -> None:
     path = MOCAP / f"{name}.bvh"
     result = import_bvh(path)
     joints = result.joints
     source = read_bvh(path)
     assert result.fps == 20.0
     assert joints.shape[0] == int((len(source.values) - 1) * source.frame_time * 20 + 1e-6) + 1
-    assert (result.convention, result.unit) == ("CMU", "cmu")
+    assert (result.convention, result.unit) == (style, unit)
     # Head joint over the ankles in the first (standing) frame. CMU subject 01's head joint is 1.36 m over
     # its ankles: the cgspeed conversion gives the thorax bone zero length (Neck and LeftShoulder sit on
     # Spine1), so the torso is ~12 cm shorter than the person; hence 1.3 rather than 1.4 as the lower bound.
@@ -198,6 +202,14 @@ def test_resampling_to_20_fps_lands_on_the_true_pose(tmp_path: Path, source_fps:
     assert result.joints.shape == expected.shape
     error = np.abs(result.joints - face_forward(expected)).max()
     assert error < 1e-3, f"{error * 1000:.3f} mm off the true pose after resampling from {source_fps:g} fps"
+
+
+def test_z_up_file_imports_upright(tmp_path: Path) -> None:
+    rotations, root = smooth_motion(2.0, 20.0, seed=5)
+    expected, _ = forward_kinematics(rotations, root)
+    path = write_bvh(tmp_path / "zup.bvh", MIXAMO, rotations, root, 20.0, z_up=True)
+    error = np.abs(import_bvh(path).joints - face_forward(expected)).max()
+    assert error < 1e-3, f"{error * 1000:.3f} mm from the joints of the same body written Y up"
 
 
 def test_placement_faces_plus_z_keeping_heights(tmp_path: Path) -> None:
