@@ -131,3 +131,21 @@ def yaw_quat(angle: np.ndarray | float) -> np.ndarray:
     """Rotation by `angle` radians about +Y."""
     angle = np.asarray(angle, dtype=np.float64)
     return np.stack([np.cos(angle / 2), np.zeros_like(angle), np.sin(angle / 2), np.zeros_like(angle)], axis=-1)
+
+
+def frame_from_axes(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) whose columns are primary, secondary made perpendicular to it, and their cross."""
+    e1 = primary / np.maximum(np.linalg.norm(primary, axis=-1, keepdims=True), 1e-12)
+    e2 = secondary - (secondary * e1).sum(-1, keepdims=True) * e1
+    e2 = e2 / np.maximum(np.linalg.norm(e2, axis=-1, keepdims=True), 1e-12)
+    return np.stack([e1, e2, np.cross(e1, e2)], axis=-1)
+
+
+def rigid_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotations (..., 3, 3) best turning vectors source (..., K, 3) onto target (..., K, 3), least squares (Kabsch)."""
+    h = np.swapaxes(source, -1, -2) @ target
+    u, _, vt = np.linalg.svd(h)
+    v, ut = np.swapaxes(vt, -1, -2), np.swapaxes(u, -1, -2)
+    fix = np.ones(h.shape[:-1])
+    fix[..., 2] = np.sign(np.linalg.det(v @ ut))  # a rotation, never a reflection
+    return v @ (fix[..., None] * ut)

@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "backend.cli.bvh_command",
     "backend.cli.serve_commands",
     "backend.cli.retarget_command",
+    "backend.cli.generate_command",
+    "backend.cli.preview_command",
 ]
 
 
