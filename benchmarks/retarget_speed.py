@@ -1,4 +1,5 @@
-"""Retarget + keyframes of a 200-frame motion onto the 65-bone UE5-style reference rig (target: under 100 ms).
+"""Retarget + keyframes of a 200-frame motion onto the 65-bone UE5-style reference rig (targets: the numpy solve and
+transfer under 20 ms, everything with keys under 100 ms).
 
     python benchmarks/retarget_speed.py [--frames 200] [--runs 9]
 
@@ -78,8 +79,11 @@ def main() -> None:
     print(f"{'stage':32s} {'median':>8s} {'min':>8s} {'max':>8s}")
     for name, times in rows:
         print(f"{name:32s} {statistics.median(times):8.1f} {min(times):8.1f} {max(times):8.1f}")
-    total = statistics.median(rows[-1][1])
-    print(f"target < 100 ms: {'met' if total < 100 else 'NOT met'} ({total:.1f} ms)")
+    numpy_ms = statistics.median(rows[1][1])
+    print(f"target numpy < 20 ms: {'met' if numpy_ms < 20 else 'NOT met'} ({numpy_ms:.1f} ms)")
+    if bpy is not None:
+        total = statistics.median(rows[-1][1])
+        print(f"target all < 100 ms: {'met' if total < 100 else 'NOT met'} ({total:.1f} ms)")
 
 
 if __name__ == "__main__":

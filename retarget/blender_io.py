@@ -26,12 +26,52 @@ def rig_from_armature(obj) -> RigDescription:
         raise ValueError(f"armature {obj.name!r} has no bones")
     flat = np.empty(len(bones) * 16, dtype=np.float32)
     bones.foreach_get("matrix_local", flat)
+    constraints, copies = _read_constraints(obj)
     return RigDescription(
         bone_names=[b.name for b in bones],
         parents=[bones.find(b.parent.name) if b.parent else -1 for b in bones],
         rest_matrices=flat.reshape(-1, 4, 4).transpose(0, 2, 1),  # bpy flattens matrices column by column
         world_matrix=np.array(obj.matrix_world, dtype=np.float64),
+        constraints=constraints,
+        copies=copies,
     )
+
+
+def _read_constraints(obj) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Bones with constraints that take effect (name -> constraint names), and bones whose last effective constraint
+    copies another bone's whole world transform (name -> that bone). Influences are read after drivers ran."""
+    try:
+        evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    except (RuntimeError, ReferenceError):  # not in the current view layer: stored values are all there is
+        evaluated = obj
+    active, copies = {}, {}
+    for pose_bone in evaluated.pose.bones:
+        live = [c for c in pose_bone.constraints if c.enabled and c.influence > 0.0]
+        if not live:
+            continue
+        active[pose_bone.name] = [c.name for c in live]
+        last = live[-1]
+        if (last.type == "COPY_TRANSFORMS" and last.influence >= 1.0 and getattr(last.target, "name", None) == obj.name
+                and last.subtarget and last.mix_mode == "REPLACE" and last.target_space == last.owner_space == "WORLD"):
+            copies[pose_bone.name] = last.subtarget
+    return active, copies
+
+
+# Rigify's switches (custom properties on its pose bones) and the value that makes the controls a plain FK chain:
+# limbs follow their FK controls, neck and head inherit the chest's rotation instead of the torso's.
+_RIGIFY_FK_SWITCHES = {"IK_FK": 1.0, "neck_follow": 1.0, "head_follow": 1.0}
+
+
+def switch_rigify_to_fk(obj) -> list[str]:
+    """Set a generated Rigify rig's IK/FK and follow switches so keys on its FK controls drive the body as a plain
+    FK hierarchy (what the rigify_fk map expects). Returns the switches changed, as 'bone["property"]'."""
+    changed = []
+    for pose_bone in obj.pose.bones:
+        for prop, value in _RIGIFY_FK_SWITCHES.items():
+            if prop in pose_bone.keys() and pose_bone[prop] != value:
+                pose_bone[prop] = value
+                changed.append(f'{pose_bone.name}["{prop}"]')
+    return changed
 
 
 def _interpolation(name: str) -> int:

@@ -1,7 +1,7 @@
 """A target armature as plain numpy data: what the transfer needs to know about a rig, nothing from bpy."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,9 +12,18 @@ class RigDescription:
     parents: list[int]           # index of each bone's parent, -1 for roots
     rest_matrices: np.ndarray    # (B, 4, 4) bone rest matrices in armature space (Blender's bone.matrix_local, Z up)
     world_matrix: np.ndarray     # (4, 4) the armature object's matrix_world
+    # bone name -> kinds of its active constraints (Blender evaluates them after the keys, so they win)
+    constraints: dict[str, list[str]] = field(default_factory=dict)
+    # bone name -> the bone whose world transform a Copy Transforms constraint gives it (Rigify's ORG bones follow
+    # its controls this way): such a bone moves with that bone, not with its parent
+    copies: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bone_names = list(self.bone_names)
+        seen: set[str] = set()
+        twice = sorted({n for n in self.bone_names if n in seen or seen.add(n)})
+        if twice:
+            raise ValueError(f"the rig has several bones named {', '.join(map(repr, twice))}; bone names must be unique")
         self.parents = [int(p) for p in self.parents]
         self.rest_matrices = np.asarray(self.rest_matrices, dtype=np.float64)
         self.world_matrix = np.asarray(self.world_matrix, dtype=np.float64)
@@ -29,14 +38,31 @@ class RigDescription:
         if any(p < -1 or p >= count for p in self.parents):
             raise ValueError("rig description: a parent index is out of range")
 
+    def follow_parents(self) -> list[int]:
+        """Per bone, the bone it moves with: the bone it copies where it copies one, else its parent. A copy that
+        would make a bone follow itself (a cycle) is ignored."""
+        follow = list(self.parents)
+        for name, source in self.copies.items():
+            if name not in self.bone_names or source not in self.bone_names:
+                continue
+            b, s = self.bone_names.index(name), self.bone_names.index(source)
+            chain, x = set(), s
+            while x != -1 and x not in chain and x != b:
+                chain.add(x)
+                x = follow[x]
+            if x == -1:
+                follow[b] = s
+        return follow
+
     def index(self, name: str) -> int:
         try:
             return self.bone_names.index(name)
         except ValueError:
             raise KeyError(f"the rig has no bone named {name!r}") from None
 
-    def order(self) -> list[int]:
+    def order(self, parents: list[int] | None = None) -> list[int]:
         """Bone indices with every parent before its children (Blender does not promise that order)."""
+        parents = self.parents if parents is None else parents
         done: set[int] = set()
         result: list[int] = []
         for start in range(len(self.bone_names)):
@@ -44,7 +70,7 @@ class RigDescription:
             b = start
             while b != -1 and b not in done:
                 chain.append(b)
-                b = self.parents[b]
+                b = parents[b]
                 if len(chain) > len(self.bone_names):
                     raise ValueError("rig description: the bone parents form a cycle")
             for b in reversed(chain):

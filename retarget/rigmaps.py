@@ -41,6 +41,11 @@ class RigMap:
     bones: dict[str, str]                              # SMPL-22 joint name -> target bone name
     missing: list[str] = field(default_factory=list)   # required SMPL joints with no bone
     root: str = ""                                     # bone that takes root motion in "root_bone" mode ("" = none)
+    # extra bone -> SMPL joint whose rotation it takes as well (Rigify's hips FK hangs below the spine FK control)
+    followers: dict[str, str] = field(default_factory=dict)
+    # SMPL joint -> bone whose rest pose stands for that body part when the mapped bone's does not (Rigify's FK
+    # controls pivot at the far end of the segment they turn: its DEF bone shows the segment)
+    rest_bones: dict[str, str] = field(default_factory=dict)
 
     def describe_missing(self) -> str:
         return ", ".join(f"{j} ({joint_label(j)})" for j in self.missing)
@@ -54,6 +59,8 @@ class _Preset:
     signature: tuple[str, ...] = ()       # bones that tell this family from look-alikes (UE5 vs UE4, CMU vs Mixamo)
     root: tuple[str, ...] = ()            # root-motion bone candidates
     excludes: tuple[str, ...] = ()        # bones this family never has (UE5's spine_05 rules out UE4)
+    followers: tuple[tuple[str, str], ...] = ()  # (bone, joint): bones that also take a joint's rotation
+    rest_from: str = ""                   # preset whose bones give the rest pose of each body part (rest_bones)
 
     def candidates(self) -> dict[str, tuple[str, ...]]:
         result = dict(self.central)
@@ -128,6 +135,8 @@ _PRESET_LIST = (
         },
         signature=("upper_arm_fk.L", "thigh_fk.L", "torso"),
         root=("root",),
+        followers=(("spine_fk", "pelvis"),),  # the hips' FK bone is a child of spine_fk.001: give it the hips' turn
+        rest_from="rigify",
     ),
     _Preset(
         "ue4",  # UE4 mannequin: three spine bones
@@ -224,7 +233,16 @@ def _preset_map(preset: _Preset, bone_names: list[str] | None) -> RigMap:
     else:
         bones = _resolve(candidates, bone_names)
         root = next(iter(_resolve({"root": preset.root}, bone_names).values()), "") if preset.root else ""
-    return RigMap(name=preset.name, bones=bones, missing=_missing(bones), root=root)
+    if bone_names is None:
+        followers = {bone: joint for bone, joint in preset.followers}
+    else:
+        found = _resolve({bone: (bone,) for bone, _ in preset.followers}, bone_names)
+        followers = {found[bone]: joint for bone, joint in preset.followers if bone in found}
+    rest_bones = {}
+    if preset.rest_from and bone_names is not None:
+        rest_bones = _resolve(PRESET_DEFINITIONS[preset.rest_from].candidates(), bone_names)
+    return RigMap(name=preset.name, bones=bones, missing=_missing(bones), root=root, followers=followers,
+                  rest_bones=rest_bones)
 
 
 # Each preset with its canonical bone names (what build_preset_rig creates).
@@ -276,7 +294,17 @@ def rig_map_from_dict(data: dict, source: str = "rig map") -> RigMap:
     root = data.get("root", "")
     if not isinstance(root, str):
         raise ValueError(f"{source}: 'root' must be a bone name")
-    return RigMap(name=str(data.get("name", "custom")), bones=bones, missing=_missing(bones), root=root)
+    followers_in = data.get("followers", {})
+    if not isinstance(followers_in, dict):
+        raise ValueError(f"{source}: 'followers' must map bone names to SMPL joint names")
+    followers = {}
+    for bone, joint in followers_in.items():
+        try:
+            followers[bone] = JOINT_NAMES[joint_index(str(joint))]
+        except KeyError as exc:
+            raise ValueError(f"{source}: follower {bone!r}: {exc.args[0]}") from None
+    return RigMap(name=str(data.get("name", "custom")), bones=bones, missing=_missing(bones), root=root,
+                  followers=followers)
 
 
 def load_rig_map(path) -> RigMap:
@@ -296,6 +324,8 @@ def save_rig_map(rig_map: RigMap, path) -> Path:
     data = {"name": rig_map.name, "bones": rig_map.bones}
     if rig_map.root:
         data["root"] = rig_map.root
+    if rig_map.followers:
+        data["followers"] = rig_map.followers
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return path
 
@@ -304,6 +334,7 @@ def check_rig_map(rig_map: RigMap, bone_names) -> None:
     """Raise ValueError naming required joints without a bone and mapped bones the rig does not have."""
     names = set(bone_names)
     absent = {j: b for j, b in rig_map.bones.items() if b not in names}
+    absent.update({f"follower of {j}": b for b, j in rig_map.followers.items() if b not in names})
     missing = [j for j in REQUIRED_JOINTS if j not in rig_map.bones or j in absent]
     problems = []
     if missing:
@@ -315,5 +346,11 @@ def check_rig_map(rig_map: RigMap, bone_names) -> None:
         problems.append(f"no bone for the required joint(s) {', '.join(hints)}")
     if absent:
         problems.append("mapped bone(s) not in the rig: " + ", ".join(f"{j} -> {b!r}" for j, b in absent.items()))
+    shared: dict[str, list[str]] = {}
+    for j, b in [*rig_map.bones.items(), *((j, b) for b, j in rig_map.followers.items())]:
+        shared.setdefault(b, []).append(j)
+    for b, joints in shared.items():
+        if len(joints) > 1:  # one bone cannot take two rotations
+            problems.append(f"bone {b!r} is mapped to several joints ({', '.join(joints)})")
     if problems:
         raise ValueError(f"rig map {rig_map.name!r}: " + "; ".join(problems))

@@ -15,12 +15,13 @@ r_b = (P_p Q_p^T Q_b)^T P_b. Because only rest matrices enter, any bone roll wor
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from retarget import foot_lock, root_motion
 from retarget.joints_to_rotations import joints_to_rotations
+from retarget.smpl_pose import smpl_global_rotations, twist_from_pose
 from retarget.rig import RigDescription
 from retarget.rigmaps import RigMap, check_rig_map
 from retarget.rotations import frame_from_axes, matrix_to_quat, qbetween, qfix, quat_to_matrix, rigid_rotation
@@ -48,6 +49,7 @@ class BoneAnimation:
     rotations: np.ndarray       # (T, B, 4) pose-bone rotation_quaternion (w, x, y, z), relative to rest, per bone
     locations: np.ndarray       # (T, B, 3) pose-bone location (zero except the hips / root bone)
     fps: float
+    warnings: list[str] = field(default_factory=list)  # things the animator should know (constraints on keyed bones)
 
     @property
     def frames(self) -> int:
@@ -63,11 +65,8 @@ class _Target:
 
     def __init__(self, rig: RigDescription):
         self.rig = rig
-        self.order = rig.order()
-        self.parents = rig.parents
-        self.scale = rig.world_scale()
-        if self.scale < 1e-9:
-            raise ValueError("the armature object has zero scale")
+        self.parents = np.asarray(rig.parents)
+        self.scale = _uniform_scale(rig.world_matrix)
         rest_world = rig.rest_world()
         self.heads = rest_world[:, :3, 3]
         rot = rest_world[:, :3, :3] / self.scale
@@ -75,50 +74,92 @@ class _Target:
         self.rotations = u @ vt
         self.origin = rig.world_matrix[:3, 3].copy()
         count = len(rig.bone_names)
-        # Rest rotation and head offset of each bone in its parent's rest frame.
-        self.relative = np.repeat(np.eye(3)[None], count, 0)
-        self.offsets = np.zeros((count, 3))
-        for b, p in enumerate(self.parents):
-            if p >= 0:
-                self.relative[b] = self.rotations[p].T @ self.rotations[b]
-                self.offsets[b] = self.rotations[p].T @ (self.heads[b] - self.heads[p])
+        # Rest rotation and head offset of each bone in the frame of the bone it follows (for posing) and of its
+        # parent (for pose-bone values, which Blender applies relative to the parent).
+        self.follow = np.asarray(rig.follow_parents())
+        self.relative, self.offsets = self._relative_to(self.follow)
+        copied = [b for b in range(count) if self.follow[b] != self.parents[b]]
+        self.relative[copied], self.offsets[copied] = np.eye(3), 0.0  # a copied transform is the source's, exactly
+        self.parent_relative, self.parent_offsets = self._relative_to(self.parents)
+        # Bones grouped by depth: one batched step per level instead of one per bone (the 65-bone budget).
+        depth = np.zeros(count, dtype=int)
+        for b in rig.order(list(self.follow)):
+            depth[b] = depth[self.follow[b]] + 1 if self.follow[b] >= 0 else 0
+        self.levels = [np.flatnonzero(depth == d) for d in range(depth.max() + 1)]
+        self.level_sets = [set(level.tolist()) for level in self.levels]
+
+    def _relative_to(self, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        relative = np.repeat(np.eye(3)[None], len(parents), 0)
+        offsets = np.zeros((len(parents), 3))
+        has = parents >= 0
+        p = parents[has]
+        relative[has] = np.swapaxes(self.rotations[p], -1, -2) @ self.rotations[has]
+        offsets[has] = (np.swapaxes(self.rotations[p], -1, -2) @ (self.heads[has] - self.heads[p])[..., None])[..., 0]
+        return relative, offsets
+
+    def descendants(self, bone: int) -> np.ndarray:
+        """Indices of `bone` and every bone below it."""
+        inside = np.zeros(len(self.parents), dtype=bool)
+        inside[bone] = True
+        for level in self.levels:
+            inside[level] |= (self.follow[level] >= 0) & inside[np.maximum(self.follow[level], 0)]
+        return np.flatnonzero(inside)
 
     def pose(self, world_rot: dict[int, np.ndarray], placed: dict[int, np.ndarray], frames: int):
         """World rotations (T, B, 3, 3) and heads (T, B, 3): bones in world_rot take those rotations, bones in
         placed take those head positions, every other bone follows its parent rigidly."""
         count = len(self.parents)
-        rot = np.empty((frames, count, 3, 3))
-        heads = np.empty((frames, count, 3))
-        for b in self.order:
-            p = self.parents[b]
-            if b in world_rot:
-                rot[:, b] = world_rot[b]
-            elif p < 0:
-                rot[:, b] = self.rotations[b]
+        rot = np.empty((count, frames, 3, 3))  # bone-major while building: each level gathers whole bones
+        heads = np.empty((count, frames, 3))
+        for i, level in enumerate(self.levels):
+            if i == 0:
+                rot[level] = self.rotations[level][:, None]
+                heads[level] = self.heads[level][:, None]
             else:
-                rot[:, b] = rot[:, p] @ self.relative[b]
-            if b in placed:
-                heads[:, b] = placed[b]
-            elif p < 0:
-                heads[:, b] = self.heads[b]
-            else:
-                heads[:, b] = heads[:, p] + rot[:, p] @ self.offsets[b]
-        return rot, heads
+                p = self.follow[level]
+                parent_rot = rot[p]
+                rot[level] = parent_rot @ self.relative[level][:, None]
+                heads[level] = heads[p] + (parent_rot @ self.offsets[level][:, None, :, None])[..., 0]
+            for b in self.level_sets[i] & world_rot.keys():
+                rot[b] = world_rot[b]
+            for b in self.level_sets[i] & placed.keys():
+                heads[b] = placed[b]
+        return rot.swapaxes(0, 1), heads.swapaxes(0, 1)
 
-    def to_local(self, rot: np.ndarray, heads: np.ndarray, moved: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Pose-bone rotation matrices (T, B, 3, 3) and locations (T, B, 3) that reproduce rot and heads."""
+    def to_local(self, rot: np.ndarray, heads: np.ndarray, keyed: list[int], moved: list[int]):
+        """Pose-bone quaternions (T, B, 4) and locations (T, B, 3) that reproduce rot and heads. Only the keyed
+        bones (those given world rotations) turn; every other bone follows its parent, which is the identity."""
         frames, count = rot.shape[:2]
-        local = np.empty_like(rot)
+        keyed = np.asarray(sorted(keyed))
+        parents = self.parents[keyed]
+        has = parents >= 0
+        rest_posed = np.broadcast_to(self.rotations[keyed], (frames, len(keyed), 3, 3)).copy()
+        rest_posed[:, has] = rot[:, parents[has]] @ self.parent_relative[keyed[has]]
+        rest_posed_t = np.swapaxes(rest_posed, -1, -2)
+        quats = np.zeros((frames, count, 4))
+        quats[..., 0] = 1.0
+        quats[:, keyed] = qfix(matrix_to_quat(rest_posed_t @ rot[:, keyed]), axis=0)
         locations = np.zeros((frames, count, 3))
-        for b in range(count):
+        for b in moved:
+            k = int(np.searchsorted(keyed, b))
             p = self.parents[b]
-            rest_posed = rot[:, p] @ self.relative[b] if p >= 0 else np.broadcast_to(self.rotations[b], rot[:, b].shape)
-            local[:, b] = np.swapaxes(rest_posed, -1, -2) @ rot[:, b]
-            if b in moved:
-                zero = heads[:, p] + rot[:, p] @ self.offsets[b] if p >= 0 else self.heads[b]
-                delta = (heads[:, b] - zero)[..., None]
-                locations[:, b] = (np.swapaxes(rest_posed, -1, -2) @ delta)[..., 0] / self.scale
-        return local, locations
+            zero = heads[:, p] + (rot[:, p] @ self.parent_offsets[b][:, None])[..., 0] if p >= 0 else self.heads[b]
+            locations[:, b] = (rest_posed_t[:, k] @ (heads[:, b] - zero)[..., None])[..., 0] / self.scale
+        return quats, locations
+
+
+def _uniform_scale(world_matrix: np.ndarray) -> float:
+    """The armature object's scale, refused where Blender could not pose the rig rigidly (non-uniform, mirrored)."""
+    axes = np.linalg.norm(world_matrix[:3, :3], axis=0)
+    if axes.min() < 1e-9:
+        raise ValueError("the armature object has zero scale")
+    if axes.max() / axes.min() > 1.0 + 1e-4 or np.linalg.det(world_matrix[:3, :3]) < 0:
+        shown = ", ".join(f"{v:g}" for v in np.round(axes * np.sign(np.linalg.det(world_matrix[:3, :3])), 4))
+        raise ValueError(
+            f"the armature object has a non-uniform or negative scale ({shown}): bones cannot turn without "
+            "stretching. Apply it in Blender (select the armature, Ctrl+A > Scale) or give it one scale on all axes"
+        )
+    return float(np.cbrt(np.linalg.det(world_matrix[:3, :3])))
 
 
 def _mapped_descendants(joint: int, mapped: dict[int, int], heads: np.ndarray, bone: int, tol: float) -> list[int]:
@@ -193,9 +234,15 @@ def _root_bone(rig: RigDescription, rig_map: RigMap, hips: int) -> int:
 
 
 def retarget(
-    joints: np.ndarray, rig: RigDescription, rig_map: RigMap, options: RetargetOptions | None = None, fps: float = 20.0
+    joints: np.ndarray, rig: RigDescription, rig_map: RigMap, options: RetargetOptions | None = None, fps: float = 20.0,
+    smpl_pose=None,
 ) -> BoneAnimation:
-    """Pose-bone animation of `rig` playing the SMPL-22 joint positions (T, 22, 3) (metres, Y up, facing +Z)."""
+    """Pose-bone animation of `rig` playing the SMPL-22 joint positions (T, 22, 3) (metres, Y up, facing +Z).
+
+    smpl_pose: fitted SMPL pose of the same frames, optional (axis-angle (T, 24, 3) or (T, 72), or a mapping
+    with global_orient (T, 3) and body_pose (T, 69), as motion files carry it). Where given, each bone's twist
+    comes from it instead of being estimated from neighbouring joints (forearm roll, head turn, hands).
+    """
     options = options or RetargetOptions()
     if options.root_mode not in root_motion.ROOT_MODES:
         raise ValueError(f"unknown root mode {options.root_mode!r}; choose one of {', '.join(root_motion.ROOT_MODES)}")
@@ -214,9 +261,16 @@ def retarget(
 
     source = joints_to_blender(joints)
     convert = Y_UP_TO_Z_UP
-    deltas = convert @ joints_to_rotations(joints) @ convert.T  # (T, 22, 3, 3) world rotations away from T-pose
-    align = rest_alignment(target, mapped, tol=1e-3 * target_legs)
-    world_rot = {b: deltas[:, j] @ (align[j] @ target.rotations[b]) for j, b in mapped.items()}
+    glob = joints_to_rotations(joints)
+    if smpl_pose is not None:
+        glob = twist_from_pose(glob, joints, smpl_global_rotations(smpl_pose, frames))
+    deltas = convert @ glob @ convert.T  # (T, 22, 3, 3) world rotations away from T-pose
+    rest_mapped = {j: rig.index(rig_map.rest_bones.get(JOINT_NAMES[j], rig.bone_names[b])) for j, b in mapped.items()}
+    align = rest_alignment(target, rest_mapped, tol=1e-3 * target_legs)
+    followers = {rig.index(b): joint_index(j) for b, j in rig_map.followers.items()}
+    js, bs = [*mapped, *followers.values()], [*mapped.values(), *followers]
+    rest_to_world = np.stack([align[j] for j in js]) @ target.rotations[bs]
+    world_rot = dict(zip(bs, np.moveaxis(deltas[:, js] @ rest_to_world, 1, 0)))
 
     scale = root_motion.leg_length_scale(_leg_length(source, leg_idx), target_legs)
     pelvis = scale * source[:, 0]
@@ -238,25 +292,36 @@ def retarget(
         feet = [mapped[joint_index(n)] for n in _FOOT_JOINTS if joint_index(n) in mapped]
         lift = root_motion.ground_offset(heads[:, feet, 2], target.heads[feet, 2])
         placed[hips] = placed[hips] + np.array([0.0, 0.0, lift])
-        rot, heads = target.pose(world_rot, placed, frames)
+        heads[:, target.descendants(hips), 2] += lift  # a pure shift of the body: no need to pose again
     if options.foot_lock and options.root_mode != "in_place":  # in place, feet must slide: the world does not move
+        locked = False
         for hip_j, knee_j, ankle_j in leg_idx:
             contact = foot_lock.detect_contacts(target.origin + scale * source[:, ankle_j], fps)
-            _lock_leg(world_rot, heads, mapped[hip_j], mapped[knee_j], mapped[ankle_j], contact, fps)
-        rot, heads = target.pose(world_rot, placed, frames)
+            locked |= _lock_leg(world_rot, heads, mapped[hip_j], mapped[knee_j], mapped[ankle_j], contact, fps)
+        if locked:
+            rot, heads = target.pose(world_rot, placed, frames)
 
-    local, locations = target.to_local(rot, heads, moved)
-    return BoneAnimation(
-        bone_names=list(rig.bone_names), rotations=qfix(matrix_to_quat(local), axis=0), locations=locations, fps=float(fps)
-    )
+    quats, locations = target.to_local(rot, heads, list(world_rot), moved)
+    return BoneAnimation(bone_names=list(rig.bone_names), rotations=quats, locations=locations, fps=float(fps),
+                         warnings=_constraint_warnings(rig, sorted(world_rot)))
 
 
-def _lock_leg(world_rot, heads, hip: int, knee: int, ankle: int, contact: np.ndarray, fps: float) -> None:
-    """Turn the thigh and shin (world rotations, in place) so the ankle holds its footprint during contacts."""
+def _constraint_warnings(rig: RigDescription, keyed: list[int]) -> list[str]:
+    names = [(rig.bone_names[b], rig.constraints[rig.bone_names[b]]) for b in keyed if rig.bone_names[b] in rig.constraints]
+    if not names:
+        return []
+    listed = ", ".join(f"{n!r} ({', '.join(kinds)})" for n, kinds in names)
+    return [f"constraints on keyed bone(s) override the keys: {listed}; mute or remove them (Bone Constraints tab), "
+            "or map the bones they follow instead"]
+
+
+def _lock_leg(world_rot, heads, hip: int, knee: int, ankle: int, contact: np.ndarray, fps: float) -> bool:
+    """Turn the thigh and shin (world rotations, in place) so the ankle holds its footprint during contacts;
+    False where the leg has no contact."""
     goals, weights = foot_lock.lock_goals(heads[:, ankle], contact, fps)
     active = weights > 0
     if not active.any():
-        return
+        return False
     h, k, a = heads[active, hip], heads[active, knee], heads[active, ankle]
     new_knee, new_ankle = foot_lock.two_bone_ik(h, k, a, goals[active])
     turn_thigh = quat_to_matrix(qbetween(k - h, new_knee - h))
@@ -265,23 +330,28 @@ def _lock_leg(world_rot, heads, hip: int, knee: int, ankle: int, contact: np.nda
     thigh[active] = turn_thigh @ thigh[active]
     shin[active] = turn_shin @ turn_thigh @ shin[active]
     world_rot[hip], world_rot[knee] = thigh, shin
+    return True
 
 
 def pose_world(rig: RigDescription, anim: BoneAnimation) -> tuple[np.ndarray, np.ndarray]:
     """What Blender shows for `anim` on `rig`: world rotations (T, B, 3, 3) and heads (T, B, 3), by Blender's own
-    rule pose = parent_pose @ parent_rest^-1 @ rest @ basis (used by tests and the benchmark)."""
+    rule pose = parent_pose @ parent_rest^-1 @ rest @ basis, where a bone that copies another (rig.copies) takes
+    that bone's pose instead (used by tests and the benchmark)."""
     frames, count = anim.rotations.shape[:2]
     basis = np.zeros((frames, count, 4, 4))
     basis[..., :3, :3] = quat_to_matrix(anim.rotations)
     basis[..., :3, 3] = anim.locations
     basis[..., 3, 3] = 1.0
     rest = rig.rest_matrices
+    follow = rig.follow_parents()
     pose = np.empty_like(basis)
-    for b in rig.order():
+    for b in rig.order(follow):
         p = rig.parents[b]
+        if follow[b] != p:
+            pose[:, b] = pose[:, follow[b]]
+            continue
         local_rest = rest[b] if p < 0 else np.linalg.inv(rest[p]) @ rest[b]
         pose[:, b] = (local_rest if p < 0 else pose[:, p] @ local_rest) @ basis[:, b]
     world = rig.world_matrix @ pose
     scale = rig.world_scale()
     return world[..., :3, :3] / scale, world[..., :3, 3]
-

@@ -1,10 +1,12 @@
 """Test-only SMPL motions for the retargeting tests, made by forward kinematics so the truth is known."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from retarget.rotations import axis_angle_to_matrix
-from retarget.skeleton import NUM_JOINTS, REST_JOINTS, forward_kinematics, joint_index
+from retarget.skeleton import NUM_JOINTS, PARENTS, REST_JOINTS, forward_kinematics, joint_index
 
 FPS = 20.0
 
@@ -62,6 +64,44 @@ def direction_errors_deg(heads: np.ndarray, bone_index: dict[str, int], source: 
         cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
         errors[name] = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).max())
     return errors
+
+
+# Bones whose direction a viewer judges: every SMPL bone from a joint to its one child along the body's chains
+# (spine, neck, clavicles, arms, legs, feet). pelvis->hips and chest->clavicles are offsets that differ between rigs.
+DIRECTION_BONES = tuple((p, c) for c, p in enumerate(PARENTS) if (p > 0 and p != 9) or (p, c) in ((0, 3), (9, 12)))
+
+
+# A walk, a jump and a wave from the procedural corpus (training.corpus), fixed parameters and seed.
+CORPUS_LABELS = {
+    "walk": {"action": "walk", "params": {"speed": "normal", "duration": 4}},
+    "jump": {"action": "jump", "params": {"direction": "forward", "count": 2, "height": "high"}},
+    "wave": {"action": "wave", "params": {"side": "right", "count": 3, "amplitude": "big", "speed": "normal"}},
+}
+
+
+@functools.lru_cache(maxsize=None)
+def corpus_motion(name: str) -> np.ndarray:
+    """Joints (T, 22, 3), 20 fps, of one of CORPUS_LABELS (read only: cached)."""
+    from training.corpus import Label, generate_clip
+
+    label = Label.from_dict({"segments": [CORPUS_LABELS[name]]})
+    joints = generate_clip(np.random.default_rng(0), label).joints.astype(np.float64)
+    joints.flags.writeable = False
+    return joints
+
+
+def bone_direction_errors_deg(heads: np.ndarray, bone_index: dict[str, int], source: np.ndarray) -> np.ndarray:
+    """Angles (T, K) between each mapped bone's direction on the target, head(j) -> head(child), and the source's
+    j -> child, for the DIRECTION_BONES whose two joints are both mapped. heads: (T, B, 3); source: (T, 22, 3)."""
+    from retarget.skeleton import JOINT_NAMES
+
+    pairs = [(p, c) for p, c in DIRECTION_BONES if JOINT_NAMES[p] in bone_index and JOINT_NAMES[c] in bone_index]
+    a = np.stack([heads[:, bone_index[JOINT_NAMES[c]]] - heads[:, bone_index[JOINT_NAMES[p]]] for p, c in pairs], 1)
+    b = np.stack([source[:, c] - source[:, p] for p, c in pairs], 1)
+    seen = np.linalg.norm(a, axis=-1).min(0) > 1e-6 * np.linalg.norm(a, axis=-1).max()  # CMU: LowerBack starts at Hips
+    a, b = a[:, seen], b[:, seen]
+    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
 # ------------------------------------------------------------------------------------------- joints -> rotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from backend.motion.io import load_motion
 from retarget.rigmaps import detect_rig_map, load_rig_map, preset_rig_map
@@ -53,10 +54,18 @@ def run(args) -> int:
         rig_map = preset_rig_map(args.preset, rig.bone_names)
     else:
         rig_map = detect_rig_map(rig.bone_names)
+    notes = []
+    if rig_map.name == "rigify_fk":  # keys on FK controls only show with the limbs in FK and the head following
+        switched = blender_io.switch_rigify_to_fk(obj)
+        if switched:
+            notes.append(f"switched {', '.join(switched)} to FK")
+            rig = blender_io.rig_from_armature(obj)  # constraint influences follow the switches
     options = RetargetOptions(
         root_mode=args.root_mode, foot_lock=not args.no_foot_lock, ground_snap=not args.no_ground_snap
     )
-    anim = retarget(motion.joints, rig, rig_map, options, fps=motion.fps)
+    # fitted SMPL parameters in the file give each bone its true twist (forearm roll, head turn)
+    smpl_pose = motion.smpl if {"global_orient", "body_pose"} <= motion.smpl.keys() else None
+    anim = retarget(motion.joints, rig, rig_map, options, fps=motion.fps, smpl_pose=smpl_pose)
     blender_io.write_action(obj, anim, Path(args.motion).stem, frame_start=args.frame_start)
     import bpy
 
@@ -64,10 +73,15 @@ def run(args) -> int:
     blender_io.export(obj, args.out)
 
     unmapped = len(rig.bone_names) - len(rig_map.bones)
+    errors = Console(stderr=True)
+    for warning in anim.warnings:
+        errors.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    for note in notes:
+        errors.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     Console().print(
         f"retargeted {anim.frames} frames at {motion.fps:g} fps onto [bold]{obj.name}[/] "
         f"(rig map {rig_map.name}, {len(rig_map.bones)} of 22 joints mapped, {unmapped} bones left at rest, "
-        f"root mode {options.root_mode}) -> {args.out}",
+        f"root mode {options.root_mode}{', twist from the SMPL pose' if smpl_pose is not None else ''}) -> {args.out}",
         highlight=False,
     )
     return 0
