@@ -1,0 +1,1 @@
+"""`irg-motion` commands that live in training/ (registered through the irg_motion.commands entry points)."""
