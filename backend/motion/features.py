@@ -56,7 +56,7 @@ def default_target_offsets(spec: FeatureSpec = T2M) -> np.ndarray:
 def _facing_rotation(across: np.ndarray, smooth: bool) -> np.ndarray:
     """Yaw quaternions turning the facing direction (up x across) to +Z."""
     across = across / np.linalg.norm(across, axis=-1, keepdims=True)
-    forward = np.cross(_UP, across)
+    forward = R.cross(np.broadcast_to(_UP, across.shape), across)
     if smooth:
         forward = gaussian_filter1d(forward, 20)
     forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
@@ -101,6 +101,10 @@ def forward_kinematics(quats: np.ndarray, root_pos: np.ndarray, offsets: np.ndar
 def uniform_skeleton(joints: np.ndarray, target_offsets: np.ndarray, spec: FeatureSpec = T2M) -> np.ndarray:
     """Give the motion the reference skeleton's bone lengths, keeping every bone's direction; the root
     path is scaled by the ratio of leg lengths."""
+    parents = spec.parents
+    lengths = np.linalg.norm(joints[:, 1:] - joints[:, parents[1:]], axis=-1)
+    if np.abs(lengths - np.linalg.norm(target_offsets[1:], axis=-1)).max() < 1e-7:
+        return joints.copy()  # already the reference skeleton (e.g. our corpus): IK + FK would return it unchanged
     src_offsets = offsets_from_joints(joints[0], spec)
     l1, l2 = spec.leg_joints
     src_leg = np.abs(src_offsets[l1]).max() + np.abs(src_offsets[l2]).max()
