@@ -1,0 +1,1 @@
+"""Neural models of the backend: the motion VQ-VAE tokenizer and the motion LLM."""

@@ -1,0 +1,1 @@
+"""Training of the motion VQ-VAE tokenizer."""

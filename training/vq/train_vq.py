@@ -1,0 +1,246 @@
+"""Train the motion VQ-VAE (T2M-GPT recipe) on any folder in the HumanML3D layout.
+
+Reads `new_joint_vecs/<name>.npy` for the names in `train.txt` / `test.txt` and normalises with the folder's
+`Mean.npy` / `Std.npy`. Each step takes random 64-frame windows of random training clips and minimises
+    L1(recon, x) + vel * L1(d/dt recon, d/dt x) + commit * ||z - sg(q(z))||^2
+on normalised features, with an EMA-reset codebook and AdamW (linear warm-up, cosine decay). Evaluation
+decodes whole held-out clips and reports the mean joint position error in metres after `recover_from_ric`
+and the codebook usage. `ckpt.pt` in the output folder makes a run resumable; at the end the tokenizer
+(`vqvae.safetensors`, `vqvae_config.json`, `mean.npy`, `std.npy`) and `metrics.json` are written there.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from backend.models.motion_tokenizer import MotionTokenizer
+from backend.models.vqvae import MotionVQVAE, VQVAEConfig
+from backend.motion.features import recover_from_ric
+from backend.motion.normalize import Normalizer
+from backend.motion.spec import spec_for_dim
+from backend.motion.torch_features import recover_from_ric as recover_from_ric_torch
+
+CHECKPOINT = "ckpt.pt"
+
+
+@dataclass
+class TrainConfig:
+    model: VQVAEConfig = field(default_factory=VQVAEConfig)
+    window: int = 64            # frames per training crop
+    batch_size: int = 64
+    max_steps: int = 4000
+    lr: float = 2e-4
+    min_lr: float = 2e-5        # end of the cosine decay
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    commit: float = 0.02        # beta: commitment loss weight
+    vel: float = 0.1            # alpha: velocity L1 weight
+    joints: float = 0.0         # L1 on joint positions in metres (recover_from_ric of the de-normalised crops)
+    seed: int = 1234
+    eval_every: int = 500
+    eval_clips: int = 64        # held-out clips per evaluation (0: all)
+    save_every: int = 250
+    threads: int = 2
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}; expected some of {sorted(known)}")
+        d = dict(d)
+        d["model"] = VQVAEConfig.from_dict(d.get("model", {}))
+        config = cls(**d)
+        if config.window % config.model.downsample:
+            raise ValueError(f"window must be a multiple of {config.model.downsample}, got {config.window}")
+        return config
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "TrainConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def load_split(data_dir: Path, split: str, min_frames: int) -> list[np.ndarray]:
+    """Feature arrays (T-1, D) of a split; clips shorter than min_frames are left out."""
+    names = [n.strip() for n in (data_dir / f"{split}.txt").read_text().splitlines() if n.strip()]
+    clips = []
+    for name in names:
+        path = data_dir / "new_joint_vecs" / f"{name}.npy"
+        if path.is_file():
+            clip = np.load(path).astype(np.float32)
+            if len(clip) >= min_frames and np.isfinite(clip).all():
+                clips.append(clip)
+    if not clips:
+        raise ValueError(f"{data_dir}: no {split} clips with at least {min_frames} frames in new_joint_vecs/")
+    return clips
+
+
+def check_data_dir(data_dir: Path) -> None:
+    needed = ["new_joint_vecs", "Mean.npy", "Std.npy", "train.txt", "test.txt"]
+    missing = [n for n in needed if not (data_dir / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{data_dir} is not a HumanML3D-layout folder: missing {', '.join(missing)}")
+
+
+def sample_batch(clips: list[np.ndarray], config: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    picks = rng.integers(len(clips), size=config.batch_size)
+    crops = []
+    for i in picks:
+        start = rng.integers(len(clips[i]) - config.window + 1)
+        crops.append(clips[i][start : start + config.window])
+    return torch.from_numpy(np.stack(crops))
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def vq_loss(model: MotionVQVAE, normalizer: Normalizer, x: torch.Tensor,
+            config: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    recon, _, commit, perplexity = model(x)
+    rec = F.l1_loss(recon, x)
+    vel = F.l1_loss(recon[:, 1:] - recon[:, :-1], x[:, 1:] - x[:, :-1])
+    loss = rec + config.vel * vel + config.commit * commit
+    stats = {"rec": rec.item(), "vel": vel.item(), "commit": commit.item(), "perplexity": perplexity.item()}
+    if config.joints:
+        spec = spec_for_dim(x.shape[-1])
+        used = slice(0, spec.ric.stop)  # all that recover_from_ric reads; slicing first keeps backward cheap
+        joints = F.l1_loss(recover_from_ric_torch(normalizer.denormalize(recon)[..., used], spec.joints_num),
+                           recover_from_ric_torch(normalizer.denormalize(x)[..., used], spec.joints_num))
+        loss = loss + config.joints * joints
+        stats["joints"] = joints.item()
+    return loss, {"loss": loss.item(), **stats}
+
+
+@torch.no_grad()
+def evaluate(tokenizer: MotionTokenizer, clips: list[np.ndarray]) -> dict[str, float]:
+    """Whole clips (cropped to a multiple of 4 frames) through encode/decode: mean joint position error in
+    metres (global, and with the root trajectory removed), code perplexity and number of codes used."""
+    was_training = tokenizer.model.training
+    tokenizer.model.eval()
+    step = tokenizer.config.downsample
+    err_sum = pose_err_sum = frames = 0.0
+    counts = np.zeros(tokenizer.config.nb_code)
+    for clip in clips:
+        clip = clip[: len(clip) // step * step]
+        codes = tokenizer.codes_from_features(clip)
+        counts += np.bincount(codes, minlength=len(counts))
+        pred, true = tokenizer.joints_from_codes(codes), recover_from_ric(clip)
+        err_sum += np.linalg.norm(pred - true, axis=-1).mean(-1).sum()
+        pose_err_sum += np.linalg.norm((pred - pred[:, :1]) - (true - true[:, :1]), axis=-1).mean(-1).sum()
+        frames += len(clip)
+    tokenizer.model.train(was_training)
+    prob = counts / counts.sum()
+    return {"joint_error_m": err_sum / frames, "pose_error_m": pose_err_sum / frames,
+            "perplexity": float(np.exp(-(prob * np.log(prob + 1e-12)).sum())),
+            "used_codes": int((counts > 0).sum()), "clips": len(clips)}
+
+
+def save_checkpoint(path: Path, step: int, model: MotionVQVAE, optimizer: torch.optim.Optimizer,
+                    rng: np.random.Generator, config: TrainConfig) -> None:
+    state = {"step": step, "model": model.state_dict(), "ema": model.vqvae.quantizer.ema_state(),
+             "optimizer": optimizer.state_dict(), "numpy_rng": json.dumps(rng.bit_generator.state),
+             "torch_rng": torch.get_rng_state(), "config": json.dumps(asdict(config))}
+    device = model.vqvae.quantizer.codebook.device
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)  # never leave a half-written checkpoint
+
+
+def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume: bool = False,
+          max_minutes: float | None = None, device: str | None = None,
+          console: Console | None = None) -> dict[str, float] | None:
+    """Train (or resume) and return the final evaluation; None when max_minutes ran out first
+    (the checkpoint is saved, run again with resume=True). device defaults to CUDA when available."""
+    console = console or Console(stderr=True)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    check_data_dir(data_dir)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    normalizer = Normalizer.load(data_dir)
+    if normalizer.dim != config.model.input_dim:
+        raise ValueError(f"{data_dir} has {normalizer.dim}-d features but the config says input_dim {config.model.input_dim}")
+    train_clips = [normalizer.normalize(c) for c in load_split(data_dir, "train", config.window)]
+    test_clips = load_split(data_dir, "test", config.model.downsample)
+    if config.eval_clips:
+        test_clips = [test_clips[i] for i in np.random.default_rng(0).permutation(len(test_clips))[: config.eval_clips]]
+    console.print(f"{len(train_clips)} training clips, {len(test_clips)} held-out clips from {data_dir}, on {device}")
+
+    model = MotionVQVAE(config.model).to(device)
+    tokenizer = MotionTokenizer(model, normalizer)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay,
+                                  fused=True)  # one kernel instead of a loop over tensors: much faster on CPU too
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / CHECKPOINT
+    step = 0
+    if not resume and ckpt_path.exists():
+        raise ValueError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another --out")
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {ckpt_path} does not exist")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if json.loads(state["config"]) != json.loads(json.dumps(asdict(config))):
+            raise ValueError(f"{ckpt_path} was trained with a different config; resume with the same --config")
+        model.load_state_dict(state["model"])
+        model.vqvae.quantizer.load_ema_state(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        step = state["step"]
+        console.print(f"resumed from step {step}")
+
+    start = time.monotonic()
+    model.train()
+    with open(out_dir / "train_log.jsonl", "a") as log, \
+            Progress(TextColumn("[bold]train-vq"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                     TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("", total=config.max_steps, completed=step)
+        while step < config.max_steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, config)
+            loss, stats = vq_loss(model, normalizer, sample_batch(train_clips, config, rng).to(device), config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            progress.update(task, completed=step,
+                            description=f"loss {stats['loss']:.4f} rec {stats['rec']:.4f} ppl {stats['perplexity']:.0f}")
+            if step % 50 == 0:
+                log.write(json.dumps({"step": step, **stats}) + "\n")
+            if step % config.eval_every == 0 and step < config.max_steps:
+                metrics = evaluate(tokenizer, test_clips)
+                log.write(json.dumps({"step": step, "eval": metrics}) + "\n")
+                progress.console.print(f"step {step}: held-out joint error {metrics['joint_error_m'] * 100:.2f} cm, "
+                                       f"pose error {metrics['pose_error_m'] * 100:.2f} cm, {metrics['used_codes']} codes used")
+            out_of_time = max_minutes is not None and time.monotonic() - start > 60 * max_minutes
+            if step % config.save_every == 0 or out_of_time:
+                save_checkpoint(ckpt_path, step, model, optimizer, rng, config)
+            if out_of_time and step < config.max_steps:
+                console.print(f"stopped at step {step} after {max_minutes} min; continue with --resume")
+                return None
+    save_checkpoint(ckpt_path, step, model, optimizer, rng, config)
+    metrics = evaluate(tokenizer, test_clips)
+    tokenizer.save(out_dir)
+    (out_dir / "metrics.json").write_text(json.dumps({"step": step, **metrics}, indent=2) + "\n")
+    console.print(f"done: held-out joint error {metrics['joint_error_m'] * 100:.2f} cm over {metrics['clips']} clips, "
+                  f"{metrics['used_codes']}/{config.model.nb_code} codes used (perplexity {metrics['perplexity']:.1f}); "
+                  f"tokenizer saved to {out_dir}")
+    return metrics
