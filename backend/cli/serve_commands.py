@@ -1,0 +1,108 @@
+"""`irg-motion serve`, `irg-motion ping` and `irg-motion keys`: run the backend, check one, make CurveZMQ keys."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from backend import protocol, security
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve a model to the Blender add-on over ZeroMQ")
+    p.add_argument("--model", default="builtin", help="'builtin' or a model folder (default: builtin)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--bind", default=protocol.DEFAULT_ENDPOINT, help=f"endpoint (default: {protocol.DEFAULT_ENDPOINT})")
+    p.add_argument("--server-key", type=Path, help="the server's NAME.key_secret (from `irg-motion keys`)")
+    p.add_argument("--client-keys", type=Path, help="folder of the public NAME.key files of allowed clients")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys (trusted networks only)")
+    p.set_defaults(func=run_serve)
+
+    p = sub.add_parser("ping", help="ask a running server for its model and device, and measure the latency")
+    p.add_argument("endpoint", nargs="?", default=protocol.DEFAULT_ENDPOINT, help="tcp://HOST:PORT")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default: 3)")
+    p.add_argument("--count", type=int, default=5, help="pings to send; the median latency is printed (default: 5)")
+    p.add_argument("--server-key", type=Path, help="the server's public NAME.key (with --client-key)")
+    p.add_argument("--client-key", type=Path, help="this client's NAME.key_secret (with --server-key)")
+    p.set_defaults(func=run_ping)
+
+    p = sub.add_parser("keys", help="make a CurveZMQ key pair (NAME.key public, NAME.key_secret private)")
+    p.add_argument("directory", type=Path, help="folder to write the pair into")
+    p.add_argument("--name", default="server", help="file name of the pair (default: server)")
+    p.set_defaults(func=run_keys)
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object per line, with the `job` record's fields flattened in, so job lines can be grepped and parsed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": self.formatTime(record), "level": record.levelname, "event": record.getMessage()}
+        line.update(getattr(record, "job", {}))
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    secured = args.server_key is not None or args.client_keys is not None
+    if secured and (args.server_key is None or args.client_keys is None):
+        raise security.SecurityError("--server-key and --client-keys go together")
+    security.check_bind(args.bind, secured, args.insecure)
+    curve = security.CurveServer(args.server_key, args.client_keys) if secured else None
+    from backend.models.loader import load_model  # torch is imported only when a model is served
+    from backend.server import Server
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonLines())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+    model = load_model(args.model, device=args.device)
+    try:
+        server = Server(model, args.bind, curve=curve)
+    except Exception as exc:  # zmq.ZMQError: address in use, bad endpoint
+        raise ValueError(f"cannot bind {args.bind}: {exc}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.serve(stop)
+    return 0
+
+
+def run_ping(args: argparse.Namespace) -> int:
+    keys_given = (args.server_key is not None, args.client_key is not None)
+    if any(keys_given) and not all(keys_given):
+        raise security.SecurityError("--server-key and --client-key go together")
+    curve = security.client_keys(args.client_key, args.server_key) if all(keys_given) else None
+    latencies, pong = [], None
+    with protocol.Client(args.endpoint, curve=curve) as client:
+        for _ in range(max(1, args.count)):
+            sent = client.ping()
+            deadline = time.monotonic() + args.timeout
+            while (msg := client.recv(max(0.0, deadline - time.monotonic()))) is not None:
+                if msg.type == "pong" and msg.get("t") == sent:
+                    latencies.append(time.perf_counter() - sent)
+                    pong = msg
+                    break
+                if msg.type == "error":
+                    raise ValueError(f"{args.endpoint}: {msg['code']}: {msg['message']}")
+            else:
+                raise ValueError(f"no answer from {args.endpoint} within {args.timeout:g} s "
+                                 "(is `irg-motion serve` running there, with matching keys?)")
+    latencies.sort()
+    median_ms = latencies[len(latencies) // 2] * 1000
+    Console().print(f"{args.endpoint}: model {pong['model_id']} on {pong['device']}, "
+                    f"latency {median_ms:.2f} ms (median of {len(latencies)})", highlight=False)
+    return 0
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    public, secret = security.make_keypair(args.directory, args.name)
+    Console().print(f"wrote {public} (public: copy it to the other side)\nwrote {secret} (secret: keep it here)",
+                    highlight=False)
+    return 0

@@ -1,0 +1,471 @@
+"""The service end to end: a real `irg-motion serve` process with the built-in model, real sockets on loopback."""
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from backend import protocol
+from backend.cli.main import main
+from backend.protocol import Client
+from backend.security import client_keys
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT = 90.0  # loading the model on two shared cores
+JOB_TIMEOUT = 60.0
+TERMINAL = {"done", "cancelled", "error"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`irg-motion serve` in a child process; always stopped by the test that started it."""
+
+    def __init__(self, log_path, *extra: str):
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli.main", "serve", "--bind", self.endpoint, "--device", "cpu", *extra],
+            stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, **client_args) -> dict:
+        deadline = time.monotonic() + START_TIMEOUT
+        with Client(self.endpoint, **client_args) as client:
+            client.hello()
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, f"server exited early:\n{self.log()}"
+                msg = client.recv(timeout=0.5)
+                if msg is not None and msg.type == "welcome":
+                    return msg.fields
+                if msg is None:
+                    client.hello()
+        raise AssertionError(f"server not ready after {START_TIMEOUT} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                raise AssertionError(f"server ignored {sig!r} for {timeout} s")
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = ServerProcess(tmp_path_factory.mktemp("server") / "server.log")
+    try:
+        srv.welcome = srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def client(server):
+    with Client(server.endpoint) as c:
+        yield c
+
+
+def collect(client: Client, job: str, timeout: float = JOB_TIMEOUT) -> list[protocol.Message]:
+    """Every message for `job` up to and including its done/cancelled/error (fails on messages for other jobs)."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = client.recv(timeout=0.5)
+        if msg is None:
+            continue
+        assert msg.job == job, f"message for job {msg.job!r} arrived while waiting on {job!r}: {msg}"
+        out.append(msg)
+        if msg.type in TERMINAL:
+            return out
+    raise AssertionError(f"job {job} did not finish within {timeout} s; got {[m.type for m in out]}")
+
+
+def request(client: Client, timeout: float = 10.0) -> protocol.Message:
+    msg = client.recv(timeout=timeout)
+    assert msg is not None, "no reply from the server"
+    return msg
+
+
+def short_job(welcome: dict) -> dict:
+    return dict(seconds=welcome["limits"]["min_seconds"], max_rounds=1)
+
+
+# -- handshake -----------------------------------------------------------------------------------------
+
+def test_hello_gets_the_model_its_limits_and_capabilities(server, client):
+    client.hello()
+    welcome = request(client)
+    assert welcome.type == "welcome"
+    assert welcome["joints"] == "smpl22" and welcome["fps"] == 20.0 and welcome["device"] == "cpu"
+    assert welcome["model_id"]
+    limits = welcome["limits"]
+    assert 0 < limits["min_seconds"] <= limits["max_seconds"] and limits["max_rounds"] >= 3
+    assert {"auto", "step", "cancel"} <= set(welcome["capabilities"])
+
+
+def test_ping_command_prints_model_device_and_latency(server, capsys):
+    assert main(["ping", server.endpoint, "--count", "3"]) == 0
+    out = capsys.readouterr().out
+    assert server.welcome["model_id"] in out and "cpu" in out and re.search(r"latency \d+\.\d+ ms", out)
+
+
+def test_ping_command_says_when_nobody_answers(capsys):
+    assert main(["ping", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.5", "--count", "1"]) == 2
+    assert "no answer" in capsys.readouterr().err
+
+
+# -- jobs ----------------------------------------------------------------------------------------------
+
+def test_rounds_stream_while_the_loop_is_still_running(server, client):
+    # Greedy decoding may satisfy the model in one round; sampling with a few seeds gives a multi-round job.
+    for seed in range(8):
+        job = client.generate("a person walks forward", seconds=4.0, max_rounds=3, do_sample=True, seed=seed)
+        msgs = collect(client, job)
+        kinds = [m.type for m in msgs]
+        assert kinds[-1] == "done", kinds
+        rounds = [m for m in msgs if m.type == "round"]
+        assert [r["round"] for r in rounds] == list(range(len(rounds))) and msgs[-1]["rounds"] == len(rounds)
+        for r in rounds:
+            assert r.arrays["joints"].ndim == 3 and r.arrays["joints"].shape[1:] == (22, 3)
+            assert r["error"] or (r.arrays["joints"].shape[0] > 0 and r["codes"])
+        assert rounds[-1]["final"] and not any(r["final"] for r in rounds[:-1])
+        if len(rounds) > 1:
+            break
+    else:
+        pytest.fail("the built-in model ended every job after one round: streaming cannot be observed")
+    # Streaming: work on the second round (its progress) reaches the client after the first round did.
+    first = kinds.index("round")
+    assert any(m.type == "progress" and m["round"] == 1 for m in msgs[first + 1:]), kinds
+    # The operator's log has one structured line for this job.
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    job_lines = [line for line in lines if line.get("job") == job]
+    assert len(job_lines) == 1
+    assert job_lines[0]["prompt_chars"] == len("a person walks forward") and job_lines[0]["rounds"] == len(rounds)
+    assert job_lines[0]["outcome"] == "finished" and job_lines[0]["compute_s"] > 0
+
+
+def test_eight_clients_three_jobs_each_all_complete_and_nothing_strays(server):
+    opts = short_job(server.welcome)
+    prompts = ["a person walks forward", "a person jumps", "a person waves"]
+    results: dict[int, dict[str, list]] = {}
+    failures: list[str] = []
+
+    def run(i: int) -> None:
+        try:
+            with Client(server.endpoint) as c:
+                jobs = {c.generate(p, job=f"c{i}-j{k}", **opts): [] for k, p in enumerate(prompts)}
+                pending, deadline = set(jobs), time.monotonic() + 4 * JOB_TIMEOUT
+                while pending and time.monotonic() < deadline:
+                    msg = c.recv(timeout=0.5)
+                    if msg is None:
+                        continue
+                    if msg.job not in jobs:
+                        failures.append(f"client {i} got a message for job {msg.job!r}")
+                        continue
+                    jobs[msg.job].append(msg)
+                    if msg.type in TERMINAL:
+                        pending.discard(msg.job)
+                results[i] = jobs
+        except Exception as exc:  # reported below; a thread cannot fail the test itself
+            failures.append(f"client {i}: {exc!r}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5 * JOB_TIMEOUT)
+    assert not failures, failures
+    assert sorted(results) == list(range(8))
+    for i, jobs in results.items():
+        for job, msgs in jobs.items():
+            kinds = [m.type for m in msgs]
+            assert kinds.count("done") == 1 and kinds[-1] == "done", (job, kinds)
+            assert kinds.count("round") == msgs[-1]["rounds"] >= 1, (job, kinds)
+
+
+def test_cancel_mid_job_stops_it_within_one_round(server, client):
+    limits = server.welcome["limits"]
+    job = client.generate("a person runs in a circle", seconds=limits["max_seconds"], max_rounds=limits["max_rounds"])
+    seen = []
+    while not any(m.type == "progress" for m in seen):  # the model is working on it now
+        seen.append(request(client, JOB_TIMEOUT))
+        assert seen[-1].type in {"progress", "round"}, seen[-1]
+    client.cancel(job)
+    after = collect(client, job)
+    assert after[-1].type == "cancelled", [m.type for m in after]
+    assert sum(m.type == "round" for m in after) <= 1
+    assert not any(m.type == "done" for m in seen + after)
+    # The job is gone: cancelling again is an error, and the server still takes work.
+    client.cancel(job)
+    err = request(client)
+    assert (err.type, err["code"], err.job) == ("error", "unknown_job", job)
+    job2 = client.generate("a person jumps", **short_job(server.welcome))
+    assert collect(client, job2)[-1].type == "done"
+
+
+def step_round(client, job) -> protocol.Message:
+    for msg in collect_until(client, job, {"round"}):
+        if msg.type == "round":
+            return msg
+
+
+def collect_until(client, job, kinds, timeout=JOB_TIMEOUT):
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = client.recv(timeout=0.5)
+        if msg is None:
+            continue
+        assert msg.job == job and msg.type != "error", msg
+        out.append(msg)
+        if msg.type in kinds:
+            return out
+    raise AssertionError(f"no {kinds} for {job} within {timeout} s")
+
+
+def test_step_mode_accept_reject_and_reject_with_instruction(server, client):
+    seconds = server.welcome["limits"]["min_seconds"]
+    # Accept: the job waits after its first round until the animator decides.
+    job = client.generate("a person jumps", seconds=seconds, max_rounds=3, mode="step")
+    first = step_round(client, job)
+    assert first["round"] == 0 and first["user_instruction"] is None and not first["error"], first.fields
+    assert client.recv(timeout=1.0) is None  # paused: nothing more comes
+    client.accept("not-a-job")
+    assert request(client)["code"] == "unknown_job"
+    client.refine(job, round=5)
+    assert request(client)["code"] == "stale_round"
+    client.refine(job, round=0, instruction="higher " * 1000)
+    assert request(client)["code"] == "bad_field"
+    client.accept(job)
+    done = request(client)
+    assert (done.type, done.job, done["reason"], done["rounds"]) == ("done", job, "accepted", 1)
+    client.refine(job, round=0)
+    assert request(client)["code"] == "unknown_job"
+
+    # Reject with the animator's own words: the next round follows them, even after a round judged final.
+    job = client.generate("a person jumps", seconds=seconds, max_rounds=3, mode="step")
+    step_round(client, job)
+    client.refine(job, round=0, instruction="jump higher")
+    second = step_round(client, job)
+    assert (second["round"], second["user_instruction"]) == (1, "jump higher")
+    assert second["error"] or second.arrays["joints"].shape[0] > 0
+    if not second["error"]:  # a garbled round ends the job by itself
+        client.cancel(job)
+    assert collect(client, job)[-1].type in ("cancelled", "done")
+
+    # Reject without words: the model's own instruction drives the next round, unless it was satisfied.
+    job = client.generate("a person walks forward", seconds=seconds, max_rounds=3, mode="step")
+    first = step_round(client, job)
+    client.refine(job, round=0)
+    msgs = collect_until(client, job, {"round", "done"})
+    if first["final"]:
+        assert (msgs[-1].type, msgs[-1]["reason"], msgs[-1]["rounds"]) == ("done", "finished", 1)
+    else:
+        assert (msgs[-1].type, msgs[-1]["round"], msgs[-1]["user_instruction"]) == ("round", 1, None)
+        if not msgs[-1]["error"]:
+            client.cancel(job)
+        assert collect(client, job)[-1].type in ("cancelled", "done")
+
+
+def test_auto_jobs_refuse_step_commands(server, client):
+    job = client.generate("a person walks", **short_job(server.welcome))
+    client.accept(job)
+    msgs = collect(client, job)
+    assert (msgs[-1].type, msgs[-1]["code"]) == ("error", "not_step_mode"), [m.type for m in msgs]
+    assert collect(client, job)[-1].type == "done"  # the job itself is unharmed
+
+
+@pytest.mark.parametrize(
+    "fields, code, words",
+    [
+        (dict(prompt="a person " + "walks " * 2000), "bad_prompt", "limit"),
+        (dict(prompt="   "), "bad_prompt", "empty"),
+        (dict(prompt="a person walks", seconds=10_000.0), "bad_field", "seconds"),
+        (dict(prompt="a person walks", max_rounds=1000), "bad_field", "max_rounds"),
+        (dict(prompt="a person walks", mode="turbo"), "bad_field", "mode"),
+        (dict(prompt="a person walks", top_p=0.0), "bad_field", "top_p"),
+        (dict(prompt="a person walks", seed=-1), "bad_field", "seed"),
+    ],
+)
+def test_bad_generate_requests_get_readable_errors(server, client, fields, code, words):
+    client.send("generate", "bad-job", **fields)
+    err = request(client)
+    assert (err.type, err.job, err["code"]) == ("error", "bad-job", code)
+    assert words in err["message"] and "Traceback" not in err["message"]
+
+
+def test_duplicate_job_ids_are_refused(server, client):
+    opts = short_job(server.welcome)
+    client.generate("a person walks", job="same", **opts)
+    client.generate("a person jumps", job="same", **opts)
+    msgs = collect(client, "same")
+    errors = [m for m in msgs if m.type == "error"]
+    if msgs[-1].type == "error":  # the duplicate's error came before the first job finished
+        msgs += collect(client, "same")
+        errors = [m for m in msgs if m.type == "error"]
+    assert [e["code"] for e in errors] == ["duplicate_job"] and msgs[-1].type == "done"
+
+
+def test_one_client_cannot_queue_more_than_its_share_of_jobs(server, client):
+    jobs = [client.generate("a person walks", job=f"many-{k}", **short_job(server.welcome)) for k in range(9)]
+    for job in jobs[:8]:
+        client.cancel(job)
+    ends: dict[str, str] = {}
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while len(ends) < 9 and time.monotonic() < deadline:
+        msg = client.recv(timeout=0.5)
+        if msg is not None and msg.type in TERMINAL:
+            ends[msg.job] = msg.type if msg.type != "error" else msg["code"]
+    assert ends["many-8"] == "busy"
+    assert all(ends[job] in ("cancelled", "done") for job in jobs[:8]), ends
+
+
+# -- malformed traffic -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def raw(server):
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.endpoint)
+    yield sock
+    sock.close()
+    ctx.term()
+
+
+def raw_reply(sock) -> protocol.Message:
+    assert sock.poll(10_000), "the server did not answer"
+    return protocol.decode(sock.recv_multipart(), replies=True)
+
+
+def packed(**fields):
+    return msgpack.packb({"v": protocol.PROTOCOL_VERSION, **fields})
+
+
+@pytest.mark.parametrize(
+    "frames, code",
+    [
+        ([b"\x93\x01\x02"], "bad_message"),  # truncated msgpack
+        ([b"\xc1"], "bad_message"),
+        ([msgpack.packb({"v": 99, "type": "hello"})], "bad_version"),
+        ([packed(type="hello", pad="x" * (2 * protocol.MAX_HEADER_BYTES))], "header_too_large"),
+        ([packed(type="generate", job="j", prompt="x", arrays=[{"name": "joints", "shape": [2, 22, 3], "dtype": "<f4"}]),
+          b"\0" * 5], "bad_array"),
+        ([packed(type="hello", arrays=[{"name": "joints", "shape": [10**9, 22, 3], "dtype": "<f4"}]), b""], "bad_array"),
+        ([packed(type="hello")] + [b"x"] * 50, "too_many_frames"),
+        ([packed(type="self_destruct", job="j")], "unknown_type"),
+    ],
+)
+def test_malformed_messages_get_errors_and_the_server_keeps_serving(server, raw, frames, code):
+    raw.send_multipart(frames)
+    err = raw_reply(raw)
+    assert err.type == "error" and err["code"] == code and err["message"]
+    assert "Traceback" not in err["message"]
+    raw.send_multipart(protocol.encode("ping", t=1.0))
+    assert raw_reply(raw).type == "pong"
+
+
+def test_a_frame_over_the_socket_limit_drops_only_that_connection(server, raw, client):
+    raw.send_multipart([b"\0" * (protocol.MAX_REQUEST_FRAME_BYTES + 1)])
+    client.ping()
+    assert request(client).type == "pong"
+    # The offender's DEALER reconnects on its own and is served again.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        raw.send_multipart(protocol.encode("ping", t=2.0))
+        if raw.poll(500):
+            assert protocol.decode(raw.recv_multipart(), replies=True).type == "pong"
+            return
+    raise AssertionError("the server never answered the reconnected client")
+
+
+# -- lifecycle and security (own server processes) -----------------------------------------------------
+
+def test_killed_server_is_noticed_within_three_seconds_and_sigterm_is_graceful(tmp_path):
+    srv = ServerProcess(tmp_path / "server.log")
+    try:
+        welcome = srv.wait_ready()
+        with Client(srv.endpoint) as c:
+            job = c.generate("a person walks forward", seconds=welcome["limits"]["max_seconds"], max_rounds=3)
+            while (m := request(c, JOB_TIMEOUT)).type != "progress":
+                pass
+            # SIGTERM mid-job: the client hears why its job ended, and the process exits cleanly.
+            assert srv.stop(signal.SIGTERM) == 0
+            msgs = collect(c, job, timeout=10)
+            assert msgs[-1].type == "error" and msgs[-1]["code"] == "shutting_down"
+    finally:
+        srv.stop()
+
+    srv = ServerProcess(tmp_path / "server2.log")
+    try:
+        srv.wait_ready()
+        with Client(srv.endpoint) as c:
+            c.ping()
+            assert request(c).type == "pong" and c.alive
+            srv.proc.kill()
+            killed = time.monotonic()
+            while c.alive and time.monotonic() - killed < 10:
+                c.drain()
+                time.sleep(0.05)
+            assert not c.alive
+            assert time.monotonic() - killed < 3.0
+    finally:
+        srv.stop()
+
+
+def test_non_loopback_bind_without_keys_refuses_to_start(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "backend.cli.main", "serve", "--bind", f"tcp://0.0.0.0:{free_port()}"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "refusing to bind" in result.stderr and "irg-motion keys" in result.stderr and "--insecure" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_curve_keys_let_in_listed_clients_only(tmp_path, capsys):
+    keys = tmp_path / "keys"
+    for name in ("server", "animator", "stranger"):
+        assert main(["keys", str(keys), "--name", name]) == 0
+    assert main(["keys", str(keys), "--name", "server"]) == 2  # never overwrites a key pair
+    assert "already exists" in capsys.readouterr().err
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "animator.key").write_bytes((keys / "animator.key").read_bytes())
+    srv = ServerProcess(tmp_path / "server.log", "--server-key", str(keys / "server.key_secret"),
+                        "--client-keys", str(allowed))
+    try:
+        srv.wait_ready(curve=client_keys(keys / "animator.key_secret", keys / "server.key"))
+
+        def ping(*key_args):
+            code = main(["ping", srv.endpoint, "--timeout", "1", "--count", "1", *key_args])
+            return code, capsys.readouterr()
+
+        code, out = ping("--server-key", str(keys / "server.key"), "--client-key", str(keys / "animator.key_secret"))
+        assert code == 0 and "latency" in out.out, out.err
+        code, out = ping("--server-key", str(keys / "server.key"), "--client-key", str(keys / "stranger.key_secret"))
+        assert code == 2 and "no answer" in out.err
+        code, out = ping()  # plain text to a CURVE server
+        assert code == 2 and "no answer" in out.err
+    finally:
+        assert srv.stop() == 0
