@@ -4,7 +4,7 @@
     python build_addon.py --current-platform   # just this machine's platform
     python build_addon.py --wheels DIR         # offline: take the wheels from DIR, download nothing
 
-The zip holds blender_addon/, a copy of retarget/ and backend/protocol.py (imports rewritten to be
+The zip holds blender_addon/, a copy of retarget/, backend/protocol.py and backend/body/smpl_files.py (imports rewritten to be
 package-relative, checked to need nothing heavier than numpy, msgpack, pyzmq and bpy), and pyzmq and
 msgpack wheels for CPython 3.11 (Blender 4.2-5.0) and 3.13 (Blender 5.1+). pyzmq stays at 26.4.0:
 27 ships cp312-abi3 wheels for new Pythons, and Blender reads {cp311, abi3} as "3.11 only", so 5.1
@@ -93,6 +93,10 @@ def stage(dest: Path) -> Path:
     if not protocol.exists():
         raise BuildError("backend/protocol.py is missing")
     _vendor(protocol, out / "protocol.py")
+    smpl_files = ROOT / "backend" / "body" / "smpl_files.py"  # numpy-only SMPL file reading for Add SMPL body
+    if not smpl_files.exists():
+        raise BuildError("backend/body/smpl_files.py is missing")
+    _vendor(smpl_files, out / "smpl_files.py")
     return out
 
 

@@ -75,6 +75,37 @@ def session() -> Session | None:
     return _session
 
 
+_closed_by_load = ""  # what loading a file interrupted, told to the new file's panel by after_load()
+
+
+def close_for_load() -> None:
+    """A file is about to load: its scenes replace the one the job reports into, so the job ends here."""
+    global _closed_by_load
+    s = _session
+    if s is not None and (s.job or s.awaiting):
+        _closed_by_load = ("Loading a file stopped the running job; its rounds were not kept. Press Generate "
+                           "again in this file." if s.job else "Loading a file closed the connection to the "
+                           "backend; press Test Connection.")
+        try:  # the backend stops computing rounds nobody will receive (LINGER 0 may still drop this)
+            if s.job:
+                s.send("cancel", s.job)
+        except zmq.ZMQError:
+            pass
+    close()
+
+
+def after_load() -> None:
+    """Put the reason a job stopped into the freshly loaded file's panel."""
+    global _closed_by_load
+    if _closed_by_load:
+        for scene in bpy.data.scenes:
+            settings = getattr(scene, "irg_motion", None)
+            if settings is not None:
+                settings.message, settings.progress = _closed_by_load, "Stopped: file loaded"
+                settings.status, settings.connected = "Not connected", False
+        _closed_by_load = ""
+
+
 def close() -> None:
     """Close the connection at once (LINGER 0): on unregister, file load, quit, or a dead backend."""
     global _session
@@ -238,13 +269,16 @@ def _handle(s: Session, settings, msg: protocol.Message) -> None:
 
 def _on_round(s: Session, settings, msg: protocol.Message) -> None:
     index = msg["round"]
-    rounds.add_round(
+    position = rounds.add_round(
         settings, job=msg.job, index=index, armature=settings.job_armature, prompt=settings.job_prompt,
         joints=msg.arrays["joints"], fps=float(msg["fps"]), assessment=msg["assessment"],
         instruction=msg["instruction"], is_final=msg["final"], error=msg["error"],
     )
     if msg.get("warnings"):  # how the backend read the prompt (words mapped to ones the model knows)
         settings.message = "Prompt: " + "; ".join(msg["warnings"])
+    entry = settings.rounds[position]
+    if entry.error and not msg["error"]:  # e.g. the armature was deleted mid-job
+        settings.message = f"Round {index + 1} arrived but could not be shown: {entry.error}"
     settings.progress = f"round {index + 1} of {settings.max_rounds}: ready" + (" (final)" if msg["final"] else "")
     if settings.mode == "STEP" or msg["final"]:
         settings.progress += " - accept, reject or refine"

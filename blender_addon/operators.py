@@ -4,7 +4,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from . import client, export, rounds
+from . import client, export, rounds, smpl_body
 
 
 def _fail(op, settings, exc) -> set:
@@ -69,6 +69,24 @@ class IRGMOTION_OT_create_preview_rig(bpy.types.Operator):
 
     def execute(self, context):
         context.scene.irg_motion.target = bpy.data.objects[rounds.create_preview_rig()]
+        return {"FINISHED"}
+
+
+class IRGMOTION_OT_add_smpl_body(bpy.types.Operator):
+    bl_idname = "irg_motion.add_smpl_body"
+    bl_label = "Add SMPL body"
+    bl_description = "Add a skinned SMPL mesh from your model file, bound to the SMPL preview rig"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        settings = context.scene.irg_motion
+        try:
+            armature = rounds.resolve_target(context.scene, context.active_object)
+            name = smpl_body.add_body(armature, settings.smpl_folder)
+        except rounds.RoundError as exc:
+            return _fail(self, settings, exc)
+        settings.message = ""
+        self.report({"INFO"}, f"Added '{name}'")
         return {"FINISHED"}
 
 
@@ -200,5 +218,6 @@ class IRGMOTION_OT_export_take(bpy.types.Operator):
 
 classes = (
     IRGMOTION_OT_test_connection, IRGMOTION_OT_generate, IRGMOTION_OT_cancel, IRGMOTION_OT_create_preview_rig,
-    IRGMOTION_OT_accept, IRGMOTION_OT_reject, IRGMOTION_OT_refine, IRGMOTION_OT_reapply, IRGMOTION_OT_export_take,
+    IRGMOTION_OT_add_smpl_body, IRGMOTION_OT_accept, IRGMOTION_OT_reject, IRGMOTION_OT_refine, IRGMOTION_OT_reapply,
+    IRGMOTION_OT_export_take,
 )

@@ -88,6 +88,9 @@ class IRGMOTION_PT_target(_Sidebar, bpy.types.Panel):
             wrapped(layout, "Missing: " + ", ".join(missing), context.region.width, icon="ERROR")
         layout.row().prop(settings, "root_mode", expand=True)
         layout.prop(settings, "foot_cleanup")
+        if "left_wrist" in bpy.data.objects[armature].data.bones:  # the SMPL preview rig
+            layout.prop(settings, "smpl_folder")
+            layout.operator("irg_motion.add_smpl_body", icon="OUTLINER_OB_MESH")
 
 
 class IRGMOTION_PT_rounds(_Sidebar, bpy.types.Panel):

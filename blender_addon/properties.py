@@ -81,6 +81,8 @@ class IRGMOTION_PG_settings(bpy.types.PropertyGroup):
     ], update=_reapply)
     foot_cleanup: BoolProperty(name="Foot clean-up", default=True, update=_reapply,
                                description="Pin feet while they touch the ground and snap to the floor")
+    smpl_folder: StringProperty(name="SMPL folder", subtype="DIR_PATH",
+                                description="Folder with your SMPL model file (SMPL_NEUTRAL.pkl or .npz), for Add SMPL body")
     accept_as_nla: BoolProperty(name="Accept as NLA strip", default=False)
     refine_instruction: StringProperty(name="Instruction", description="Your own words for the next round")
     # rounds

@@ -10,12 +10,14 @@ import numpy as np
 import bpy
 
 from . import compat
+from .retarget.blender_compat import action_fcurves, new_fcurve
 from .retarget.blender_io import build_preset_rig, rig_from_armature, write_action
 from .retarget.rigmaps import PRESETS, RigMap, detect_rig_map, preset_rig_map
 from .retarget.skeleton import NUM_JOINTS
 from .retarget.transfer import RetargetOptions, retarget
 
 PENDING, ACCEPTED = "PENDING", "ACCEPTED"
+_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
 
 class RoundError(Exception):
@@ -99,11 +101,33 @@ def apply_entry(settings, entry) -> str:
     if old is not None:
         bpy.data.actions.remove(old)
     action = write_action(obj, anim, name)
+    _key_resting_bones(obj, action, sorted(set(rig_map.bones.values())), anim.frames)
     for key, value in (("irg_job", entry.job), ("irg_round", entry.index), ("irg_prompt", entry.prompt),
                        ("irg_status", entry.status.lower())):
         action[key] = value
     entry.action = action.name  # write_action made it the armature's action, slot bound
     return action.name
+
+
+def _key_resting_bones(obj, action, bone_names: list[str], frames: int, frame_start: int = 1) -> None:
+    """Key the mapped bones the round leaves at rest (SMPL-22 says nothing about wrist twist, for one), so every
+    mapped bone has a key on every frame: a take blended or layered in an engine never inherits another clip's pose."""
+    keyed = {c.data_path for c in action_fcurves(action, obj)}
+    co = np.empty(2 * frames, dtype=np.float32)
+    co[0::2] = frame_start + np.arange(frames, dtype=np.float32)
+    for name in bone_names:
+        pose_bone = obj.pose.bones.get(name)
+        if pose_bone is None or pose_bone.path_from_id("rotation_quaternion") in keyed:
+            continue
+        pose_bone.rotation_mode = "QUATERNION"
+        path = pose_bone.path_from_id("rotation_quaternion")
+        for i, value in enumerate((1.0, 0.0, 0.0, 0.0)):
+            fcurve = new_fcurve(action, obj, path, i, name)
+            fcurve.keyframe_points.add(frames)
+            co[1::2] = value
+            fcurve.keyframe_points.foreach_set("co", co)
+            fcurve.keyframe_points.foreach_set("interpolation", [_LINEAR] * frames)
+            fcurve.update()
 
 
 def add_round(settings, *, job: str, index: int, armature: str, prompt: str, joints: np.ndarray, fps: float,

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 

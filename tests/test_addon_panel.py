@@ -55,6 +55,10 @@ def test_target_panel_offers_a_preview_rig_and_names_the_map(addon):
     log = draw(addon.panel.IRGMOTION_PT_target, active_object=bpy.data.objects[rig])
     assert any(text.startswith("Map: ") for text in labels(log))
     assert ("prop", "rig_map") in log and ("prop", "root_mode") in log
+    assert ("prop", "smpl_folder") in log and ("operator", "irg_motion.add_smpl_body") in log  # the SMPL rig only
+    mixamo = addon.retarget.blender_io.build_preset_rig("mixamo")
+    log = draw(addon.panel.IRGMOTION_PT_target, active_object=mixamo)
+    assert ("operator", "irg_motion.add_smpl_body") not in log
 
 
 def test_rounds_panel_wraps_the_assessment_and_offers_the_choices(addon):

@@ -24,6 +24,9 @@ def test_stage_vendors_retarget_and_protocol_as_package_relative(tmp_path):
         text = module.read_text()
         assert "from retarget" not in text and "import retarget" not in text, module.name
     assert "from .rotations import" in (out / "retarget" / "joints_to_rotations.py").read_text()
+    # Add SMPL body reads the user's model file with the backend's restricted unpickler, vendored
+    smpl_files = (out / "smpl_files.py").read_text()
+    assert "class _SafeUnpickler" in smpl_files and "import scipy" not in smpl_files and "torch" not in smpl_files
 
 
 def test_vendoring_refuses_modules_that_cannot_run_in_blender(tmp_path):
@@ -92,6 +95,7 @@ def test_built_zip_installs_as_an_extension_and_unregisters(tmp_path):
     (zip_path,) = out.glob("*.zip")
     names = zipfile.ZipFile(zip_path).namelist()
     assert "blender_manifest.toml" in names and "retarget/blender_io.py" in names and "protocol.py" in names
+    assert "smpl_files.py" in names and "smpl_body.py" in names
     assert sum(n.startswith("wheels/pyzmq-26.4.0") for n in names) == 2
 
     # Blender appends the extensions' site-packages after this venv's; put it first (as it is in a Blender
