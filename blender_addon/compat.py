@@ -5,7 +5,6 @@ restoring the exact slot an armature showed before a preview, and NLA strips.
 """
 from __future__ import annotations
 
-import bpy
 
 from .retarget import blender_compat
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from training.corpus import Label, describe_difference, generate_clip, sample_label
+from training.corpus import Label, describe_difference, generate_clip
 from training.corpus import quality
 from training.corpus.body import FPS
 from training.corpus.captions import tokens

@@ -16,7 +16,7 @@ import numpy as np
 
 from backend.motion.io import DEFAULT_FPS, validate_fps
 from retarget.rotations import axis_angle_to_quat, qmul, qnormalize, quat_to_matrix
-from retarget.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, joint_index
+from retarget.skeleton import JOINT_NAMES, PARENTS, joint_index
 
 
 class BvhError(ValueError):
