@@ -40,6 +40,9 @@ MAX_REQUEST_FRAME_BYTES = 4 * MAX_HEADER_BYTES
 # so a client that hears nothing for HEARTBEAT_TIMEOUT knows the server is gone.
 HEARTBEAT_INTERVAL = 0.5
 HEARTBEAT_TIMEOUT = 2.0
+# The server drops the jobs of a client it has heard nothing from (not even a heartbeat) for this long, by
+# default; `irg-motion serve --client-timeout` changes it and `welcome.limits.client_timeout` says what it is.
+CLIENT_TIMEOUT = 60.0
 
 STAGES = ("planning", "generating", "assessing", "decoding")
 MODES = ("auto", "step")
@@ -168,6 +171,12 @@ def _unpack_header(raw: memoryview) -> dict:
     return header
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """repr() of a peer's value for an error message, cut short: errors never echo a whole header back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _check_fields(msg_type: str, header: dict, schema: dict, job: str | None) -> dict:
     fields = {}
     for name, (types, required) in schema.items():
@@ -194,9 +203,9 @@ def _array_shape(spec: Any, expected: dict, job: str | None) -> tuple[str, tuple
         raise ProtocolError("bad_array", "each entry of 'arrays' must be a map with name, shape and dtype", job)
     name, shape, dtype = spec["name"], spec.get("shape"), spec.get("dtype")
     if name not in expected:
-        raise ProtocolError("bad_array", f"unexpected array '{name}'", job)
+        raise ProtocolError("bad_array", f"unexpected array {_short(name)}", job)
     if dtype != FLOAT32:
-        raise ProtocolError("bad_array", f"array '{name}' must have dtype '{FLOAT32}', got {dtype!r}", job)
+        raise ProtocolError("bad_array", f"array '{name}' must have dtype '{FLOAT32}', got {_short(dtype)}", job)
     if (not isinstance(shape, list) or len(shape) > MAX_ARRAY_DIMS
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
         raise ProtocolError("bad_array", f"array '{name}' needs a shape of at most {MAX_ARRAY_DIMS} non-negative ints", job)
@@ -222,13 +231,14 @@ def decode(frames: Sequence[Any], replies: bool = False) -> Message:
     header = _unpack_header(_buffer(frames[0]))
     job = header.get("job")
     job = job if isinstance(job, str) and 0 < len(job) <= MAX_JOB_ID_CHARS else None
-    if header.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError("bad_version", f"protocol version {header.get('v')!r} is not supported; "
+    version = header.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:  # not true, 1.0 or "1"
+        raise ProtocolError("bad_version", f"protocol version {_short(version)} is not supported; "
                             f"this side speaks version {PROTOCOL_VERSION}", job)
     msg_type = header.get("type")
     known = REPLIES if replies else REQUESTS
-    if msg_type not in known:
-        raise ProtocolError("unknown_type", f"unknown message type {msg_type!r}; expected one of "
+    if not isinstance(msg_type, str) or msg_type not in known:  # a list or map here is unhashable: test str first
+        raise ProtocolError("unknown_type", f"unknown message type {_short(msg_type)}; expected one of "
                             + ", ".join(sorted(known)), job)
     if msg_type in JOB_TYPES and job is None:
         raise ProtocolError("bad_field", f"'{msg_type}' needs 'job', a string of 1 to {MAX_JOB_ID_CHARS} characters")

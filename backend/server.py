@@ -22,14 +22,20 @@ from backend.worker import JobError, Worker
 log = logging.getLogger("irg_motion.server")
 
 CAPABILITIES = ["auto", "step", "refine", "instruction", "cancel", "progress", "sampling", "heartbeat"]
-# A client that has sent nothing (not even a heartbeat) for this long has its jobs dropped.
-PEER_TIMEOUT = 60.0
+# A client that has sent nothing (not even a heartbeat) for this long has its jobs dropped
+# (`irg-motion serve --client-timeout`).
+PEER_TIMEOUT = protocol.CLIENT_TIMEOUT
 
 
 class Server:
-    def __init__(self, model: Any, endpoint: str = protocol.DEFAULT_ENDPOINT, *, curve: CurveServer | None = None):
+    def __init__(self, model: Any, endpoint: str = protocol.DEFAULT_ENDPOINT, *, curve: CurveServer | None = None,
+                 client_timeout: float = PEER_TIMEOUT):
+        if not client_timeout > protocol.HEARTBEAT_INTERVAL:
+            raise ValueError(f"the client timeout must be more than the {protocol.HEARTBEAT_INTERVAL:g} s heartbeat "
+                             f"interval, got {client_timeout:g} s")
         self.model = model
         self.endpoint = endpoint
+        self.client_timeout = float(client_timeout)
         self._curve = curve
         self._outbox: queue.SimpleQueue[tuple[bytes, list]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -90,7 +96,7 @@ class Server:
                             break
                         self._handle(*self._recv())
                         self._flush()
-                if time.monotonic() - last_sweep > 1.0:
+                if time.monotonic() - last_sweep > min(1.0, self.client_timeout / 4):
                     last_sweep = time.monotonic()
                     self._drop_silent_peers()
         finally:
@@ -127,10 +133,12 @@ class Server:
         return peer, frames
 
     def _drop_silent_peers(self) -> None:
-        cutoff = time.monotonic() - PEER_TIMEOUT
+        cutoff = time.monotonic() - self.client_timeout
         for peer in [p for p, t in self._seen.items() if t < cutoff]:
             del self._seen[peer]
-            self.worker.drop_peer(peer)
+            dropped = self.worker.drop_peer(peer)
+            if dropped:
+                log.info("client %s silent for %g s: dropped %d job(s)", peer.hex(), self.client_timeout, dropped)
 
     def _handle(self, peer: bytes, frames: list) -> None:
         self._seen[peer] = time.monotonic()
@@ -160,7 +168,7 @@ class Server:
                 limits={"min_seconds": m.min_seconds, "max_seconds": m.max_seconds,
                         "max_prompt_chars": m.max_prompt_chars, "max_rounds": m.max_rounds_limit,
                         "heartbeat_interval": protocol.HEARTBEAT_INTERVAL,
-                        "heartbeat_timeout": protocol.HEARTBEAT_TIMEOUT}))
+                        "heartbeat_timeout": protocol.HEARTBEAT_TIMEOUT, "client_timeout": self.client_timeout}))
         elif msg.type == "generate":
             self.worker.submit(peer, msg.job, msg.fields)
         elif msg.type == "refine":

@@ -35,6 +35,7 @@ class Job:
     session: LoopSession | None = None
     state: str = "queued"  # queued -> running -> (paused <-> queued ->) finished
     instruction: str | None = None  # the animator's own instruction for the next round (step mode)
+    client_gone: bool = False  # dropped because its client went silent: nobody to reply to
     last_round: int = -1
     rounds: int = 0
     submitted: float = field(default_factory=time.monotonic)
@@ -125,15 +126,19 @@ class Worker:
                     self._ready.remove(job)
                 self._close(job, protocol.encode("cancelled", job.id), "cancelled")
 
-    def drop_peer(self, peer: bytes) -> None:
-        """Cancel every job of a client that went silent; nobody is left to send replies to."""
+    def drop_peer(self, peer: bytes) -> int:
+        """Cancel every job of a client that went silent; nobody is left to send replies to. Returns how many."""
         with self._cond:
-            for job in [j for j in self._jobs.values() if j.peer == peer]:
+            jobs = [j for j in self._jobs.values() if j.peer == peer]
+            for job in jobs:
                 job.cancel.set()
+                job.client_gone = True
                 if job.state != "running":
                     if job.state == "queued":
                         self._ready.remove(job)
                     self._close(job, None, "client_gone")
+                # A running job is closed by the worker when its round raises Cancelled.
+            return len(jobs)
 
     def live_jobs(self) -> int:
         with self._cond:
@@ -227,7 +232,9 @@ class Worker:
         job.compute_s += time.monotonic() - started
         with self._cond:
             if job.cancel.is_set():
-                if job.state == "running":  # not already closed by drop_peer/stop
+                if job.state == "running" and job.client_gone:
+                    self._close(job, None, "client_gone")
+                elif job.state == "running":  # not already closed by stop
                     self._close(job, protocol.encode("cancelled", job.id), "cancelled")
                 return
             if result is not None:

@@ -54,7 +54,11 @@ def test_generate_request_decodes_with_its_fields():
         ([msgpack.packb([1, 2, 3])], "bad_message", "map"),
         ([msgpack.packb({"v": 2, "type": "ping"})], "bad_version", "version 2"),
         ([msgpack.packb({"type": "ping"})], "bad_version", "version None"),
+        ([msgpack.packb({"v": True, "type": "ping"})], "bad_version", "version True"),  # true == 1 in Python
+        ([msgpack.packb({"v": "1", "type": "ping"})], "bad_version", "version '1'"),
         ([header(type="launch_missiles")], "unknown_type", "launch_missiles"),
+        ([header(type=["ping"])], "unknown_type", "['ping']"),  # unhashable: must not become an internal error
+        ([header(type={"ping": 1})], "unknown_type", "{'ping': 1}"),
         ([header(type="welcome")], "unknown_type", "welcome"),  # a reply type is not a request
         ([header(type="generate", prompt="x")], "bad_field", "job"),
         ([header(type="generate", job="j")], "bad_field", "prompt"),
@@ -74,6 +78,12 @@ def test_malformed_requests_are_refused_with_a_code_and_a_reason(frames, code, w
         decode(frames)
     assert err.value.code == code
     assert words in str(err.value)
+
+
+def test_errors_do_not_echo_a_whole_header_back():
+    with pytest.raises(ProtocolError) as err:
+        decode([header(type="x" * 60_000)])
+    assert err.value.code == "unknown_type" and len(str(err.value)) < 300
 
 
 def test_error_names_the_job_when_the_header_had_one():

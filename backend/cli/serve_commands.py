@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server-key", type=Path, help="the server's NAME.key_secret (from `irg-motion keys`)")
     p.add_argument("--client-keys", type=Path, help="folder of the public NAME.key files of allowed clients")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys (trusted networks only)")
+    p.add_argument("--client-timeout", type=float, default=protocol.CLIENT_TIMEOUT, metavar="SECONDS",
+                   help="drop the jobs of a client that has sent nothing, not even a heartbeat, for this long "
+                        f"(default: {protocol.CLIENT_TIMEOUT:g})")
     p.set_defaults(func=run_serve)
 
     p = sub.add_parser("ping", help="ask a running server for its model and device, and measure the latency")
@@ -50,6 +53,9 @@ class _JsonLines(logging.Formatter):
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if not args.client_timeout > protocol.HEARTBEAT_INTERVAL:  # also refuses nan
+        raise ValueError(f"--client-timeout must be more than the {protocol.HEARTBEAT_INTERVAL:g} s heartbeat "
+                         f"interval, got {args.client_timeout:g}")
     secured = args.server_key is not None or args.client_keys is not None
     if secured and (args.server_key is None or args.client_keys is None):
         raise security.SecurityError("--server-key and --client-keys go together")
@@ -64,7 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, device=args.device)
     try:
-        server = Server(model, args.bind, curve=curve)
+        server = Server(model, args.bind, curve=curve, client_timeout=args.client_timeout)
     except Exception as exc:  # zmq.ZMQError: address in use, bad endpoint
         raise ValueError(f"cannot bind {args.bind}: {exc}") from None
     stop = threading.Event()
