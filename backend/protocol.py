@@ -25,7 +25,7 @@ FLOAT32 = "<f4"
 
 # Limits checked before anything is unpacked or allocated.
 MAX_HEADER_BYTES = 64 * 1024
-MAX_ARRAYS = 4
+MAX_ARRAYS = 5  # a round's joints plus its four optional SMPL parameter arrays
 MAX_FRAMES = 1 + MAX_ARRAYS
 MAX_ARRAY_DIMS = 4
 MAX_ARRAY_ELEMENTS = 20 * 600 * NUM_JOINTS * 3  # ten minutes of SMPL-22 at 20 fps
@@ -101,6 +101,11 @@ REPLIES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
 JOB_TYPES = frozenset({"generate", "refine", "accept", "cancel", "progress", "round", "done", "cancelled"})
 # type -> {array name: expected shape, None where any length is allowed}
 ARRAYS: dict[str, dict[str, tuple[int | None, ...]]] = {"round": {"joints": (None, NUM_JOINTS, 3)}}
+# Arrays a message may carry but need not: fitted SMPL parameters (`irg-motion serve --smpl-dir`).
+OPTIONAL_ARRAYS: dict[str, dict[str, tuple[int | None, ...]]] = {
+    "round": {"smpl_global_orient": (None, 3), "smpl_body_pose": (None, 69), "smpl_betas": (10,),
+              "smpl_transl": (None, 3)},
+}
 
 
 class ProtocolError(ValueError):
@@ -249,9 +254,10 @@ def decode(frames: Sequence[Any], replies: bool = False) -> Message:
         raise ProtocolError("bad_array", f"header describes {len(specs) if isinstance(specs, list) else 0} arrays "
                             f"but {len(frames) - 1} array frames followed", job)
     expected = ARRAYS.get(msg_type, {})
+    allowed = {**expected, **OPTIONAL_ARRAYS.get(msg_type, {})}
     arrays = {}
     for spec, frame in zip(specs, frames[1:]):
-        name, shape = _array_shape(spec, expected, job)
+        name, shape = _array_shape(spec, allowed, job)
         data = _buffer(frame)
         if data.nbytes != math.prod(shape) * 4:
             raise ProtocolError("bad_array", f"array '{name}' of shape {shape} needs {math.prod(shape) * 4} bytes, "

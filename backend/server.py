@@ -17,7 +17,7 @@ import zmq
 from backend import protocol
 from backend.protocol import ProtocolError
 from backend.security import CurveServer
-from backend.worker import JobError, Worker
+from backend.worker import FitBody, JobError, Worker
 
 log = logging.getLogger("irg_motion.server")
 
@@ -29,7 +29,7 @@ PEER_TIMEOUT = protocol.CLIENT_TIMEOUT
 
 class Server:
     def __init__(self, model: Any, endpoint: str = protocol.DEFAULT_ENDPOINT, *, curve: CurveServer | None = None,
-                 client_timeout: float = PEER_TIMEOUT):
+                 client_timeout: float = PEER_TIMEOUT, fit_body: FitBody | None = None):
         if not client_timeout > protocol.HEARTBEAT_INTERVAL:
             raise ValueError(f"the client timeout must be more than the {protocol.HEARTBEAT_INTERVAL:g} s heartbeat "
                              f"interval, got {client_timeout:g} s")
@@ -42,7 +42,8 @@ class Server:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._seen: dict[bytes, float] = {}
-        self.worker = Worker(model, self._emit)
+        self.worker = Worker(model, self._emit, fit_body)
+        self.capabilities = CAPABILITIES + (["smpl_params"] if fit_body is not None else [])
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.ROUTER)
         protocol.configure_socket(self._sock, protocol.MAX_REQUEST_FRAME_BYTES)
@@ -164,7 +165,7 @@ class Server:
         elif msg.type == "hello":
             self._send(peer, protocol.encode(
                 "welcome", model_id=m.model_id, device=m.device, fps=float(m.fps), joints=protocol.JOINT_SET,
-                units="m", up="y", capabilities=CAPABILITIES,
+                units="m", up="y", capabilities=self.capabilities,
                 limits={"min_seconds": m.min_seconds, "max_seconds": m.max_seconds,
                         "max_prompt_chars": m.max_prompt_chars, "max_rounds": m.max_rounds_limit,
                         "heartbeat_interval": protocol.HEARTBEAT_INTERVAL,

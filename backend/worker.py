@@ -20,6 +20,8 @@ from backend.prompts import PromptError
 log = logging.getLogger("irg_motion.worker")
 
 Emit = Callable[[bytes, list], None]
+# joints (T, 22, 3) -> the round's extra arrays (smpl_global_orient, smpl_body_pose, smpl_betas, smpl_transl)
+FitBody = Callable[["np.ndarray"], dict]
 # Jobs wait in memory (a paused step job keeps its KV cache), so their number is bounded.
 MAX_JOBS = 64
 MAX_JOBS_PER_PEER = 8
@@ -52,9 +54,10 @@ class JobError(ValueError):
 
 
 class Worker:
-    def __init__(self, model: Any, emit: Emit):
+    def __init__(self, model: Any, emit: Emit, fit_body: FitBody | None = None):
         self.model = model
         self._emit = emit
+        self._fit_body = fit_body
         self._jobs: dict[tuple[bytes, str], Job] = {}
         self._ready: deque[Job] = deque()
         self._cond = threading.Condition()
@@ -229,6 +232,9 @@ class Worker:
             result = job.session.next_round(job.instruction)
         except Cancelled:
             result = None
+        body = {}
+        if result is not None and self._fit_body is not None and not result.error and len(result.joints):
+            body = self._fit_body(result.joints)  # outside the lock: fitting takes seconds on a CPU
         job.compute_s += time.monotonic() - started
         with self._cond:
             if job.cancel.is_set():
@@ -243,7 +249,7 @@ class Worker:
                 if job.first_round_s is None:
                     job.first_round_s = time.monotonic() - job.submitted
                 self._emit(job.peer, protocol.encode(
-                    "round", job.id, arrays={"joints": result.joints}, round=result.index, codes=list(result.codes),
+                    "round", job.id, arrays={"joints": result.joints, **body}, round=result.index, codes=list(result.codes),
                     assessment=result.assessment, instruction=result.instruction, final=bool(result.final),
                     error=result.error, fps=float(self.model.fps), user_instruction=job.instruction,
                     warnings=list(job.session.warnings) if job.rounds == 1 else []))

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server-key", type=Path, help="the server's NAME.key_secret (from `irg-motion keys`)")
     p.add_argument("--client-keys", type=Path, help="folder of the public NAME.key files of allowed clients")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys (trusted networks only)")
+    p.add_argument("--smpl-dir", type=Path, help="folder with the SMPL model files: each round also carries fitted "
+                   "SMPL parameters (a few seconds of CPU per round)")
     p.add_argument("--client-timeout", type=float, default=protocol.CLIENT_TIMEOUT, metavar="SECONDS",
                    help="drop the jobs of a client that has sent nothing, not even a heartbeat, for this long "
                         f"(default: {protocol.CLIENT_TIMEOUT:g})")
@@ -68,9 +70,10 @@ def run_serve(args: argparse.Namespace) -> int:
     handler.setFormatter(_JsonLines())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
+    fit_body = _body_fitter(args.smpl_dir) if args.smpl_dir else None  # fails early on missing SMPL files
     model = load_model(args.model, device=args.device)
     try:
-        server = Server(model, args.bind, curve=curve, client_timeout=args.client_timeout)
+        server = Server(model, args.bind, curve=curve, client_timeout=args.client_timeout, fit_body=fit_body)
     except Exception as exc:  # zmq.ZMQError: address in use, bad endpoint
         raise ValueError(f"cannot bind {args.bind}: {exc}") from None
     stop = threading.Event()
@@ -112,3 +115,17 @@ def run_keys(args: argparse.Namespace) -> int:
     Console().print(f"wrote {public} (public: copy it to the other side)\nwrote {secret} (secret: keep it here)",
                     highlight=False)
     return 0
+
+
+def _body_fitter(smpl_dir: Path):
+    """joints -> the round's `smpl_*` arrays, fitted to the user's SMPL model."""
+    from backend.body.body_model import load_body
+    from backend.body.fit import fit_smpl
+
+    body = load_body(smpl_dir)
+
+    def fit(joints):
+        params, _ = fit_smpl(body, joints)
+        return {f"smpl_{name}": value for name, value in params.as_arrays().items()}
+
+    return fit
