@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "backend.cli.retarget_command",
     "backend.cli.generate_command",
     "backend.cli.preview_command",
+    "backend.cli.fetch_commands",
+    "backend.cli.bench_commands",
 ]
 
 

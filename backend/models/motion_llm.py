@@ -85,8 +85,14 @@ def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
 def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     """A word-level tokenizer over every piece of `texts` (no motion tokens yet)."""
     pieces = {piece for text in texts for piece in word_pieces(MOTION_TOKEN_RE.sub(" ", text))}
-    words = sorted(pieces - set(SPECIAL_TOKENS))
-    vocab = {tok: i for i, tok in enumerate(list(SPECIAL_TOKENS) + words)}
+    return word_tokenizer_from_words(sorted(pieces - set(SPECIAL_TOKENS)))
+
+
+def word_tokenizer_from_words(words: list[str]) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer whose ids are the special tokens (0..3) then `words` in order (no motion tokens)."""
+    vocab = {tok: i for i, tok in enumerate(list(SPECIAL_TOKENS) + list(words))}
+    if len(vocab) != len(SPECIAL_TOKENS) + len(words):
+        raise ValueError("the word list repeats a word or a special token")
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = _pre_tokenizer()
     core.decoder = decoders.Fuse()
