@@ -29,7 +29,7 @@ IGNORE = -100
 
 @dataclass
 class TrainConfig:
-    corpus: str = "/work/data/corpus_v1"
+    corpus: str = "data/corpus"
     motion_tokenizer: str = "backend/models/builtin"   # folder of the trained VQ-VAE
     out_dir: str = "runs/llm_builtin"                 # checkpoints, tokenizer and code cache
     export_dir: str = "backend/models/builtin"        # the finished model goes to export_dir/llm
