@@ -33,21 +33,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_mesh)
 
 
-def _fitted(motion, body, fit_shape: bool, console: Console) -> SmplParams:
-    if {"global_orient", "body_pose", "betas", "transl"} <= motion.smpl.keys():
-        return SmplParams(**{k: motion.smpl[k] for k in ("global_orient", "body_pose", "betas", "transl")})
+def _fit(motion, body, fit_shape: bool, console: Console) -> SmplParams:
     with console.status(f"fitting SMPL to {motion.frames} frames"):
         params, report = fit_smpl(body, motion.joints, fit_shape=fit_shape)
     console.print(f"fitted: mean joint error {report.mean_error_m * 100:.2f} cm, max {report.max_error_m * 100:.2f} cm")
     return params
 
 
+def _stored_or_fitted(motion, body, console: Console) -> SmplParams:
+    """The parameters saved in the motion file by `irg-motion fit`, else a fresh fit."""
+    names = ("global_orient", "body_pose", "betas", "transl")
+    if set(names) <= motion.smpl.keys():
+        return SmplParams(**{k: motion.smpl[k] for k in names})
+    return _fit(motion, body, False, console)
+
+
 def run_fit(args: argparse.Namespace) -> int:
     console = Console()
     motion = load_motion(args.motion)
     body = load_body(args.smpl_dir, args.gender)
-    motion.smpl = {}
-    motion.smpl = _fitted(motion, body, args.shape, console).as_arrays()
+    motion.smpl = _fit(motion, body, args.shape, console).as_arrays()
     save_motion(args.out, motion)
     console.print(f"wrote {args.out}")
     return 0
@@ -57,7 +62,7 @@ def run_mesh(args: argparse.Namespace) -> int:
     console = Console()
     motion = load_motion(args.motion)
     body = load_body(args.smpl_dir, args.gender)
-    vertices = body_vertices(body, _fitted(motion, body, False, console))
+    vertices = body_vertices(body, _stored_or_fitted(motion, body, console))
     paths = write_mesh_sequence(vertices, body.faces.astype("int64"), args.out, sequence=args.sequence)
     console.print(f"wrote {len(paths)} file(s), {vertices.shape[0]} frames of {vertices.shape[1]} vertices: {paths[0]}")
     return 0
