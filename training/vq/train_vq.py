@@ -3,6 +3,7 @@
 Reads `new_joint_vecs/<name>.npy` for the names in `train.txt` / `test.txt` and normalises with the folder's
 `Mean.npy` / `Std.npy`. Each step takes random 64-frame windows of random training clips and minimises
     L1(recon, x) + vel * L1(d/dt recon, d/dt x) + commit * ||z - sg(q(z))||^2
+      [+ root * L1 on the root channels] [+ joints * L1 on joint positions in metres]
 on normalised features, with an EMA-reset codebook and AdamW (linear warm-up, cosine decay). Evaluation
 decodes whole held-out clips and reports the mean joint position error in metres after `recover_from_ric`
 and the codebook usage. `ckpt.pt` in the output folder makes a run resumable; at the end the tokenizer
@@ -45,6 +46,7 @@ class TrainConfig:
     commit: float = 0.02        # beta: commitment loss weight
     vel: float = 0.1            # alpha: velocity L1 weight
     joints: float = 0.0         # L1 on joint positions in metres (recover_from_ric of the de-normalised crops)
+    root: float = 0.0           # extra L1 on the 4 root channels: their errors integrate into trajectory drift
     seed: int = 1234
     eval_every: int = 500
     eval_clips: int = 64        # held-out clips per evaluation (0: all)
@@ -114,6 +116,10 @@ def vq_loss(model: MotionVQVAE, normalizer: Normalizer, x: torch.Tensor,
     vel = F.l1_loss(recon[:, 1:] - recon[:, :-1], x[:, 1:] - x[:, :-1])
     loss = rec + config.vel * vel + config.commit * commit
     stats = {"rec": rec.item(), "vel": vel.item(), "commit": commit.item(), "perplexity": perplexity.item()}
+    if config.root:
+        root = F.l1_loss(recon[..., :4], x[..., :4])
+        loss = loss + config.root * root
+        stats["root"] = root.item()
     if config.joints:
         spec = spec_for_dim(x.shape[-1])
         used = slice(0, spec.ric.stop)  # all that recover_from_ric reads; slicing first keeps backward cheap
