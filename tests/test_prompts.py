@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from backend import prompts
-from backend.models.motion_llm import MotionLMConfig, build_word_tokenizer, new_motion_lm
+from backend.models.motion_llm import MotionLMConfig, add_motion_tokens, build_word_tokenizer, new_motion_lm
 
 SYSTEM = "You are an assistant who helps users understand or generate 3D human motion representations."
 
@@ -82,3 +82,13 @@ def test_word_tokenizer_round_trips_known_text_and_marks_unknown_words():
     assert ids[0] == tokenizer.bos_token_id == 2 and tokenizer.eos_token_id == 1 and tokenizer.pad_token_id == 0
     assert tokenizer.decode(ids[1:]) == text
     assert tokenizer("a person moonwalks", add_special_tokens=False)["input_ids"][-1] == tokenizer.unk_token_id
+
+
+def test_text_around_motion_spans_has_no_unknown_tokens():
+    sample = prompts.stage1_sample("tm2t_refinement_instruction", caption="a person jumps.", motion=[1, 2],
+                                   generated=[3], target="jump higher.")
+    tokenizer = build_word_tokenizer([sample.context, sample.response])
+    add_motion_tokens(tokenizer)
+    ids = tokenizer(sample.context + sample.response, add_special_tokens=False)["input_ids"]
+    assert tokenizer.unk_token_id not in ids
+    assert tokenizer.decode(ids) == sample.context + sample.response

@@ -83,8 +83,11 @@ def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
 
 
 def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer over every piece of `texts` (no motion tokens yet)."""
-    pieces = {piece for text in texts for piece in word_pieces(MOTION_TOKEN_RE.sub(" ", text))}
+    """A word-level tokenizer over every piece of `texts` (no motion tokens yet).
+
+    Text between motion tokens is split into pieces on its own, as encoding does once the motion tokens are
+    added tokens, so the lone space of "Motion: <Motion>" is in the vocabulary."""
+    pieces = {piece for text in texts for part in MOTION_TOKEN_RE.split(text) for piece in word_pieces(part)}
     return word_tokenizer_from_words(sorted(pieces - set(SPECIAL_TOKENS)))
 
 
