@@ -6,11 +6,13 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train-llm", help="train the motion LLM (stage-1 tasks + stage-2 traces) on the corpus",
+        "train-llm", help="train the motion LLM (stage-1 tasks, stage-2 traces or both)",
         description="Train the motion LLM in time-boxed chunks; run the same command again to resume from "
-                    "OUT_DIR/ckpt.pt. When max_steps is reached the model is written to EXPORT_DIR/llm.")
+                    "OUT_DIR/ckpt.pt. When max_steps is reached the model is written to EXPORT_DIR/llm. "
+                    "Runs as one process, or under `accelerate launch` / torchrun on many (docs/training.md).")
     p.add_argument("--config", required=True, help="training config JSON, e.g. training/configs/llm_builtin.json")
-    p.add_argument("--corpus", help="corpus folder (HumanML3D layout with labels.jsonl); overrides the config")
+    p.add_argument("--corpus", help="corpus folder (HumanML3D layout; labels.jsonl unless the config sets "
+                                    "annotations); overrides the config")
     p.add_argument("--out-dir", help="checkpoint folder; overrides the config")
     p.add_argument("--export-dir", help="model folder to write llm/ into; overrides the config")
     p.add_argument("--max-minutes", type=float, help="stop and checkpoint after this long (default: the config's)")
@@ -26,13 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
     from training.corpus import describe_difference
     from training.llm.train import TrainConfig, train
 
     config = TrainConfig.from_json(args.config, corpus=args.corpus, out_dir=args.out_dir, export_dir=args.export_dir,
                                    chunk_minutes=args.max_minutes)
     done = train(config, describe_difference)
-    if not done:
+    if not done and PartialState().is_main_process:   # one line, also when `accelerate launch` runs several
         print("not finished yet: run the same command again to continue")
     return 0
 

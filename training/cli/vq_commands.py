@@ -16,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="save a checkpoint and stop after this many minutes (continue later with --resume)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N for a single process (default: cuda when available, else cpu); "
+                        "under `accelerate launch` the launcher places the processes")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser(

@@ -8,11 +8,16 @@ on normalised features, with an EMA-reset codebook and AdamW (linear warm-up, co
 decodes whole held-out clips and reports the mean joint position error in metres after `recover_from_ric`
 and the codebook usage. `ckpt.pt` in the output folder makes a run resumable; at the end the tokenizer
 (`vqvae.safetensors`, `vqvae_config.json`, `mean.npy`, `std.npy`) and `metrics.json` are written there.
+
+Under `accelerate launch` / `torchrun` every process trains on its own crops (rank-offset seed) with DDP;
+`batch_size` is per process. DDP broadcasts buffers from rank 0 at each forward, so the EMA codebook follows
+rank 0's latents (the codebook sees one process's batch per step) while the gradients average over all.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -29,6 +34,8 @@ from backend.motion.features import recover_from_ric
 from backend.motion.normalize import Normalizer
 from backend.motion.spec import spec_for_dim
 from backend.motion.torch_features import recover_from_ric as recover_from_ric_torch
+from training.distributed import (any_process, gather_random_states, make_accelerator, process_seed, replica_checksums,
+                                  reseed_process, restore_random_state)
 
 CHECKPOINT = "ckpt.pt"
 
@@ -155,13 +162,16 @@ def evaluate(tokenizer: MotionTokenizer, clips: list[np.ndarray]) -> dict[str, f
 
 
 def save_checkpoint(path: Path, step: int, model: MotionVQVAE, optimizer: torch.optim.Optimizer,
-                    rng: np.random.Generator, config: TrainConfig) -> None:
+                    rng: np.random.Generator, config: TrainConfig, process_rng: list[dict] | None = None) -> None:
+    """`process_rng`: every process's random state in a multi-process run (rank 0's is also the top-level one)."""
     state = {"step": step, "model": model.state_dict(), "ema": model.vqvae.quantizer.ema_state(),
              "optimizer": optimizer.state_dict(), "numpy_rng": json.dumps(rng.bit_generator.state),
              "torch_rng": torch.get_rng_state(), "config": json.dumps(asdict(config))}
     device = model.vqvae.quantizer.codebook.device
     if device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    if process_rng:
+        state["process_rng"] = process_rng
     torch.save(state, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)  # never leave a half-written checkpoint
 
@@ -169,15 +179,20 @@ def save_checkpoint(path: Path, step: int, model: MotionVQVAE, optimizer: torch.
 def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume: bool = False,
           max_minutes: float | None = None, device: str | None = None,
           console: Console | None = None) -> dict[str, float] | None:
-    """Train (or resume) and return the final evaluation; None when max_minutes ran out first
-    (the checkpoint is saved, run again with resume=True). device defaults to CUDA when available."""
+    """Train (or resume) and return the final evaluation ({} on processes other than the main one); None when
+    max_minutes ran out first (the checkpoint is saved, run again with resume=True). device: "cpu", "cuda" or
+    "cuda:N" for a single-process run, default CUDA when available; `accelerate launch` places its processes."""
     console = console or Console(stderr=True)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device and device.startswith("cuda:"):
+        torch.cuda.set_device(device)  # accelerate's single-process "cuda" is the current device
+    accelerator = make_accelerator(cpu=device == "cpu")
+    main = accelerator.is_main_process
+    device = accelerator.device
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_data_dir(data_dir)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(process_seed(config.seed, accelerator))
 
     normalizer = Normalizer.load(data_dir)
     if normalizer.dim != config.model.input_dim:
@@ -186,9 +201,13 @@ def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume
     test_clips = load_split(data_dir, "test", config.model.downsample)
     if config.eval_clips:
         test_clips = [test_clips[i] for i in np.random.default_rng(0).permutation(len(test_clips))[: config.eval_clips]]
-    console.print(f"{len(train_clips)} training clips, {len(test_clips)} held-out clips from {data_dir}, on {device}")
+    if main:
+        processes = f" x {accelerator.num_processes} processes" if accelerator.num_processes > 1 else ""
+        console.print(f"{len(train_clips)} training clips, {len(test_clips)} held-out clips from {data_dir}, "
+                      f"on {device}{processes}")
 
     model = MotionVQVAE(config.model).to(device)
+    reseed_process(config.seed, accelerator)
     tokenizer = MotionTokenizer(model, normalizer)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay,
                                   fused=True)  # one kernel instead of a loop over tensors: much faster on CPU too
@@ -206,43 +225,62 @@ def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume
         model.load_state_dict(state["model"])
         model.vqvae.quantizer.load_ema_state(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        if accelerator.num_processes == 1:
+            rng.bit_generator.state = json.loads(state["numpy_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+        elif not restore_random_state(accelerator, rng, state.get("process_rng", [])) and main:
+            console.print("the checkpoint comes from another number of processes: each process starts a fresh "
+                          "data stream")
         step = state["step"]
-        console.print(f"resumed from step {step}")
+        if main:
+            console.print(f"resumed from step {step}")
+    # after the checks above: no process may write a checkpoint before every process has passed them
+    net, optimizer = accelerator.prepare(model, optimizer)
+
+    def checkpoint() -> None:
+        process_rng = gather_random_states(accelerator, rng) if accelerator.num_processes > 1 else None
+        checksums = replica_checksums(accelerator, net)
+        if main:
+            save_checkpoint(ckpt_path, step, model, optimizer, rng, config, process_rng)
+            if checksums:
+                log.write(json.dumps({"step": step, "replica_checksums": checksums}) + "\n")
 
     start = time.monotonic()
     model.train()
-    with open(out_dir / "train_log.jsonl", "a") as log, \
+    with open(out_dir / "train_log.jsonl", "a") if main else open(os.devnull, "w") as log, \
             Progress(TextColumn("[bold]train-vq"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                     TimeRemainingColumn(), console=console) as progress:
+                     TimeRemainingColumn(), console=console, disable=not main) as progress:
         task = progress.add_task("", total=config.max_steps, completed=step)
         while step < config.max_steps:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
-            loss, stats = vq_loss(model, normalizer, sample_batch(train_clips, config, rng).to(device), config)
+            loss, stats = vq_loss(net, normalizer, sample_batch(train_clips, config, rng).to(device), config)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            accelerator.backward(loss)
             optimizer.step()
             step += 1
             progress.update(task, completed=step,
                             description=f"loss {stats['loss']:.4f} rec {stats['rec']:.4f} ppl {stats['perplexity']:.0f}")
             if step % 50 == 0:
                 log.write(json.dumps({"step": step, **stats}) + "\n")
-            if step % config.eval_every == 0 and step < config.max_steps:
+            if main and step % config.eval_every == 0 and step < config.max_steps:
                 metrics = evaluate(tokenizer, test_clips)
                 log.write(json.dumps({"step": step, "eval": metrics}) + "\n")
                 progress.console.print(f"step {step}: held-out joint error {metrics['joint_error_m'] * 100:.2f} cm, "
                                        f"pose error {metrics['pose_error_m'] * 100:.2f} cm, {metrics['used_codes']} codes used")
-            out_of_time = max_minutes is not None and time.monotonic() - start > 60 * max_minutes
+            out_of_time = max_minutes is not None and any_process(accelerator,
+                                                                  time.monotonic() - start > 60 * max_minutes)
             if step % config.save_every == 0 or out_of_time:
-                save_checkpoint(ckpt_path, step, model, optimizer, rng, config)
+                checkpoint()
             if out_of_time and step < config.max_steps:
-                console.print(f"stopped at step {step} after {max_minutes} min; continue with --resume")
+                if main:
+                    console.print(f"stopped at step {step} after {max_minutes} min; continue with --resume")
                 return None
-    save_checkpoint(ckpt_path, step, model, optimizer, rng, config)
+        checkpoint()
+    if not main:
+        return {}
     metrics = evaluate(tokenizer, test_clips)
     tokenizer.save(out_dir)
     (out_dir / "metrics.json").write_text(json.dumps({"step": step, **metrics}, indent=2) + "\n")
