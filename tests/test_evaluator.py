@@ -183,6 +183,15 @@ def test_shipped_evaluator_is_small_and_loads():
     assert evaluator.embed_texts(["a person walks forward."]).shape == (1, evaluator.config.embed_dim)
 
 
+
+def test_a_motions_embedding_does_not_depend_on_its_batch():
+    evaluator = load_evaluator()
+    rng = np.random.default_rng(3)
+    short, long = (rng.normal(size=(n, evaluator.config.feature_dim)).astype(np.float32) for n in (40, 120))
+    alone = evaluator.embed_motions([short])
+    beside_a_longer_one = evaluator.embed_motions([long, short])[1]
+    np.testing.assert_allclose(beside_a_longer_one, alone[0], atol=1e-5)
+
 # ---- Guo et al. evaluator -------------------------------------------------------------------------------
 
 def write_guo_folder(folder, state: dict[str, dict]) -> None:

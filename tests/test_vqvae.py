@@ -16,7 +16,7 @@ from backend.motion.features import extract_features
 from backend.motion.normalize import Normalizer, compute_mean_std
 from retarget import rotations as R
 from retarget.skeleton import forward_kinematics
-from training.vq.train_vq import TrainConfig, evaluate, load_split, train
+from training.vq.train_vq import TrainConfig, evaluate, load_split, root_crops, sample_batch, train
 
 BUILTIN = Path(__file__).resolve().parents[1] / "backend" / "models" / "builtin"
 TINY = VQVAEConfig(width=32, depth=2, code_dim=32)
@@ -213,6 +213,35 @@ def test_train_vq_command_learns_and_resumes_exactly(tmp_path):
     (tmp_path / "cfg.json").write_text(json.dumps({**config, "lr": 1e-3}))
     with pytest.raises(ValueError, match="different config"):
         train(tmp_path / "data", TrainConfig.from_json(tmp_path / "cfg.json"), tmp_path / "split", resume=True)
+
+
+def test_turning_crops_are_found_and_oversampled():
+    still, turning = np.zeros((80, 263), np.float32), np.zeros((80, 263), np.float32)
+    turning[40:, 0] = 3.0    # turns (3 std of yaw rate) in its second half only
+    crops = root_crops([still, turning], window=16)
+    assert {i for i, _ in crops} == {1}
+    assert [s for _, s in crops] == list(range(30, 65))   # crops with more than 16/3 turning frames
+    config = TrainConfig(window=16, batch_size=8, root_oversample=0.5)
+    batch = sample_batch([still, turning], config, np.random.default_rng(0), crops).numpy()
+    assert (batch[:4, :, 0].mean(1) > 1).all()   # the oversampled half turns
+
+
+def test_phase_two_starts_from_phase_one(tmp_path):
+    write_dataset(tmp_path / "data", n_train=8, n_test=2)
+    base = {"model": {"width": 32, "depth": 1, "code_dim": 16, "nb_code": 512}, "window": 32, "batch_size": 8,
+            "max_steps": 20, "warmup_steps": 2, "eval_every": 1000, "save_every": 1000, "eval_clips": 0, "threads": 1}
+    train(tmp_path / "data", TrainConfig.from_dict(base), tmp_path / "one", device="cpu")
+    # phase 2 at a learning rate too small to move the weights: they must be phase 1's
+    phase2 = TrainConfig.from_dict({**base, "init_from": str(tmp_path / "one" / "ckpt.pt"), "lr": 1e-12,
+                                    "min_lr": 1e-12, "heading": 1.0, "yaw_mse": 1.0, "root_oversample": 0.5})
+    train(tmp_path / "data", phase2, tmp_path / "two", device="cpu")
+    one, two = MotionTokenizer.load(tmp_path / "one"), MotionTokenizer.load(tmp_path / "two")
+    for key, value in one.model.state_dict().items():
+        if "codebook" not in key:   # the codebook keeps its EMA updates, which need no learning rate
+            torch.testing.assert_close(two.model.state_dict()[key], value, msg=key)
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        train(tmp_path / "data", TrainConfig.from_dict({**base, "init_from": str(tmp_path / "nope.pt")}),
+              tmp_path / "three", device="cpu")
 
 
 def test_train_vq_rejects_a_folder_without_statistics(tmp_path, capsys):

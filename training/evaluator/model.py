@@ -218,10 +218,18 @@ class Evaluator:
 
     @torch.no_grad()
     def embed_motions(self, motions: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """Batches hold motions of one length only: the movement convolutions would otherwise read a shorter
+        motion's padding, and its embedding would depend on what else is in the batch."""
         prepared = [self.prepare_motion(m, i) for i, m in enumerate(motions)]
-        out = [self.model.encode_motion(*pad_motions(prepared[i:i + batch_size]))
-               for i in range(0, len(prepared), batch_size)]
-        return torch.cat(out).numpy() if out else np.zeros((0, self.config.embed_dim), np.float32)
+        out = np.zeros((len(prepared), self.config.embed_dim), np.float32)
+        by_length: dict[int, list[int]] = {}
+        for i, m in enumerate(prepared):
+            by_length.setdefault(len(m), []).append(i)
+        for members in by_length.values():
+            for k in range(0, len(members), batch_size):
+                chunk = members[k:k + batch_size]
+                out[chunk] = self.model.encode_motion(*pad_motions([prepared[i] for i in chunk])).numpy()
+        return out
 
     def similarity(self, texts: Sequence[str], motions: Sequence[np.ndarray]) -> np.ndarray:
         """(len(texts), len(motions)) cosine similarities; the diagonal scores matched pairs."""

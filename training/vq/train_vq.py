@@ -54,6 +54,10 @@ class TrainConfig:
     vel: float = 0.1            # alpha: velocity L1 weight
     joints: float = 0.0         # L1 on joint positions in metres (recover_from_ric of the de-normalised crops)
     root: float = 0.0           # extra L1 on the 4 root channels: their errors integrate into trajectory drift
+    heading: float = 0.0        # L1 on the yaw rate integrated over each crop (radians): heading drift
+    yaw_mse: float = 0.0        # squared error on the normalised yaw rate; L1 alone lets it collapse to 0
+    root_oversample: float = 0.0  # share of each batch from crops that turn or move sideways (rare, drift-prone)
+    init_from: str | None = None  # ckpt.pt of an earlier run to start from (weights and codebook), e.g. phase 1
     seed: int = 1234
     eval_every: int = 500
     eval_clips: int = 64        # held-out clips per evaluation (0: all)
@@ -100,10 +104,26 @@ def check_data_dir(data_dir: Path) -> None:
         raise FileNotFoundError(f"{data_dir} is not a HumanML3D-layout folder: missing {', '.join(missing)}")
 
 
-def sample_batch(clips: list[np.ndarray], config: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
-    picks = rng.integers(len(clips), size=config.batch_size)
+def root_crops(clips: list[np.ndarray], window: int, threshold: float = 1.0) -> list[tuple[int, int]]:
+    """(clip, start) of every crop whose mean normalised yaw rate or sideways velocity exceeds `threshold`
+    standard deviations: turning and side-stepping are rare, and a codebook that never sees them drops them."""
+    box = np.ones(window) / window
+    found = []
+    for i, clip in enumerate(clips):
+        level = np.maximum(*(np.abs(np.convolve(clip[:, k], box, mode="valid")) for k in (0, 1)))
+        found += [(i, int(start)) for start in np.flatnonzero(level > threshold)]
+    return found
+
+
+def sample_batch(clips: list[np.ndarray], config: TrainConfig, rng: np.random.Generator,
+                 special: list[tuple[int, int]] = ()) -> torch.Tensor:
+    """Random crops; the first `root_oversample` share of the batch comes from `special` crops when given."""
+    n_special = int(config.batch_size * config.root_oversample) if len(special) else 0
     crops = []
-    for i in picks:
+    for k in rng.integers(len(special), size=n_special) if n_special else []:
+        i, start = special[k]
+        crops.append(clips[i][start : start + config.window])
+    for i in rng.integers(len(clips), size=config.batch_size - n_special):
         start = rng.integers(len(clips[i]) - config.window + 1)
         crops.append(clips[i][start : start + config.window])
     return torch.from_numpy(np.stack(crops))
@@ -127,6 +147,15 @@ def vq_loss(model: MotionVQVAE, normalizer: Normalizer, x: torch.Tensor,
         root = F.l1_loss(recon[..., :4], x[..., :4])
         loss = loss + config.root * root
         stats["root"] = root.item()
+    if config.heading:
+        yaw_std = float(normalizer.std[0])
+        heading = F.l1_loss(torch.cumsum(recon[..., 0], -1) * yaw_std, torch.cumsum(x[..., 0], -1) * yaw_std)
+        loss = loss + config.heading * heading
+        stats["heading"] = heading.item()
+    if config.yaw_mse:
+        yaw = F.mse_loss(recon[..., 0], x[..., 0])
+        loss = loss + config.yaw_mse * yaw
+        stats["yaw_mse"] = yaw.item()
     if config.joints:
         spec = spec_for_dim(x.shape[-1])
         used = slice(0, spec.ric.stop)  # all that recover_from_ric reads; slicing first keeps backward cheap
@@ -198,6 +227,7 @@ def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume
     if normalizer.dim != config.model.input_dim:
         raise ValueError(f"{data_dir} has {normalizer.dim}-d features but the config says input_dim {config.model.input_dim}")
     train_clips = [normalizer.normalize(c) for c in load_split(data_dir, "train", config.window)]
+    special = root_crops(train_clips, config.window) if config.root_oversample else []
     test_clips = load_split(data_dir, "test", config.model.downsample)
     if config.eval_clips:
         test_clips = [test_clips[i] for i in np.random.default_rng(0).permutation(len(test_clips))[: config.eval_clips]]
@@ -236,6 +266,15 @@ def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume
         step = state["step"]
         if main:
             console.print(f"resumed from step {step}")
+    elif config.init_from:
+        if not Path(config.init_from).is_file():
+            raise FileNotFoundError(f"init_from: {config.init_from} does not exist; point it at the ckpt.pt of the "
+                                    "earlier run (e.g. phase 1 of the recipe)")
+        state = torch.load(config.init_from, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        model.vqvae.quantizer.load_ema_state(state["ema"])
+        if main:
+            console.print(f"starting from {config.init_from} (step {state.get('step', '?')} of that run)")
     # after the checks above: no process may write a checkpoint before every process has passed them
     net, optimizer = accelerator.prepare(model, optimizer)
 
@@ -256,7 +295,8 @@ def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume
         while step < config.max_steps:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
-            loss, stats = vq_loss(net, normalizer, sample_batch(train_clips, config, rng).to(device), config)
+            batch = sample_batch(train_clips, config, rng, special)
+            loss, stats = vq_loss(net, normalizer, batch.to(device), config)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
