@@ -10,6 +10,7 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -17,6 +18,7 @@ import zmq
 from backend import protocol
 from backend.protocol import ProtocolError
 from backend.security import CurveServer
+from backend.batch_loop import PhaseEngine
 from backend.worker import FitBody, JobError, Worker
 
 log = logging.getLogger("irg_motion.server")
@@ -29,7 +31,8 @@ PEER_TIMEOUT = protocol.CLIENT_TIMEOUT
 
 class Server:
     def __init__(self, model: Any, endpoint: str = protocol.DEFAULT_ENDPOINT, *, curve: CurveServer | None = None,
-                 client_timeout: float = PEER_TIMEOUT, fit_body: FitBody | None = None):
+                 client_timeout: float = PEER_TIMEOUT, fit_body: FitBody | None = None, max_batch: int = 1,
+                 engine: Callable[[], PhaseEngine] | None = None):
         if not client_timeout > protocol.HEARTBEAT_INTERVAL:
             raise ValueError(f"the client timeout must be more than the {protocol.HEARTBEAT_INTERVAL:g} s heartbeat "
                              f"interval, got {client_timeout:g} s")
@@ -42,7 +45,7 @@ class Server:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._seen: dict[bytes, float] = {}
-        self.worker = Worker(model, self._emit, fit_body)
+        self.worker = Worker(model, self._emit, fit_body, max_batch=max_batch, engine=engine)
         self.capabilities = CAPABILITIES + (["smpl_params"] if fit_body is not None else [])
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.ROUTER)

@@ -3,6 +3,10 @@
 The server thread submits, refines, accepts and cancels jobs; the worker turns them into `LoopSession`
 calls and hands every outgoing message to `emit(peer, frames)`. Emitting and changing a job's state
 happen under one lock, so replies the server thread sends itself never overtake the worker's.
+
+With `max_batch` > 1, fresh auto-mode jobs that are waiting at the same time and sample alike run as one
+batch (backend/batch_loop.py): the batch is one entry of the round-robin, and each of its turns gives every
+row its next round. Messages per job are the same as when each job runs alone.
 """
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from backend import protocol
-from backend.loop import Cancelled, LoopOptions, LoopSession, Progress
+from backend.batch_loop import PhaseEngine, RowEnd, TraceRow, TransformersBatch, drive
+from backend.loop import Cancelled, LoopOptions, LoopSession, Progress, Round
 from backend.prompts import PromptError
 
 log = logging.getLogger("irg_motion.worker")
@@ -43,6 +49,15 @@ class Job:
     submitted: float = field(default_factory=time.monotonic)
     first_round_s: float | None = None
     compute_s: float = 0.0
+    batch: "Batch | None" = None  # the batch it runs in, if any (auto mode only)
+
+
+@dataclass
+class Batch:
+    """Auto-mode jobs generated together; one entry of the worker's round-robin."""
+
+    jobs: list[Job]
+    events: Iterator[tuple[int, Round | RowEnd]] | None = None  # `drive` over the jobs' rows, from the first turn
 
 
 class JobError(ValueError):
@@ -54,12 +69,21 @@ class JobError(ValueError):
 
 
 class Worker:
-    def __init__(self, model: Any, emit: Emit, fit_body: FitBody | None = None):
+    """`max_batch`: the most auto-mode jobs generated as one batch (1: each job alone, the CPU default).
+    `engine`: makes the engine of a batch (default: `TransformersBatch` over the model); when given, every
+    auto-mode job runs on it, a batch of one when nothing waits beside it (`serve --engine vllm`)."""
+
+    def __init__(self, model: Any, emit: Emit, fit_body: FitBody | None = None, max_batch: int = 1,
+                 engine: Callable[[], PhaseEngine] | None = None):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model = model
+        self.max_batch = max_batch
+        self.engine = engine
         self._emit = emit
         self._fit_body = fit_body
         self._jobs: dict[tuple[bytes, str], Job] = {}
-        self._ready: deque[Job] = deque()
+        self._ready: deque[Job | Batch] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="irg-motion-worker", daemon=True)
@@ -123,10 +147,9 @@ class Worker:
             job = self._jobs.get((peer, job_id))
             if job is None:
                 raise JobError("unknown_job", f"no live job {job_id!r}")
-            job.cancel.set()  # a running round raises Cancelled at its next decoding step
+            job.cancel.set()  # a running round raises Cancelled (a batch drops the row) at its next decoding step
             if job.state != "running":
-                if job.state == "queued":
-                    self._ready.remove(job)
+                self._unqueue(job)
                 self._close(job, protocol.encode("cancelled", job.id), "cancelled")
 
     def drop_peer(self, peer: bytes) -> int:
@@ -137,8 +160,7 @@ class Worker:
                 job.cancel.set()
                 job.client_gone = True
                 if job.state != "running":
-                    if job.state == "queued":
-                        self._ready.remove(job)
+                    self._unqueue(job)
                     self._close(job, None, "client_gone")
                 # A running job is closed by the worker when its round raises Cancelled.
             return len(jobs)
@@ -179,6 +201,11 @@ class Worker:
             raise JobError("not_paused", f"job {job_id!r} is still computing round {job.last_round + 1}")
         return job
 
+    def _unqueue(self, job: Job) -> None:
+        """Take a queued job out of the line (a job of a waiting batch stays; its row leaves at the next turn)."""
+        if job.state == "queued" and job.batch is None:
+            self._ready.remove(job)
+
     def _close(self, job: Job, frames: list | None, outcome: str) -> None:
         self._jobs.pop((job.peer, job.id), None)
         job.state = "finished"
@@ -186,7 +213,8 @@ class Worker:
         log.info("job", extra={"job": {
             "job": job.id, "outcome": outcome, "prompt_chars": len(job.prompt), "mode": job.options.mode,
             "rounds": job.rounds, "first_round_s": None if job.first_round_s is None else round(job.first_round_s, 3),
-            "compute_s": round(job.compute_s, 3), "total_s": round(time.monotonic() - job.submitted, 3)}})
+            "compute_s": round(job.compute_s, 3), "total_s": round(time.monotonic() - job.submitted, 3),
+            "batch": 1 if job.batch is None else len(job.batch.jobs)}})
         if frames is not None:
             self._emit(job.peer, frames)
 
@@ -194,36 +222,68 @@ class Worker:
         self._close(job, protocol.encode("done", job.id, rounds=job.rounds, reason=reason), reason)
 
     # -- the worker thread ------------------------------------------------------------------------
-    def _take(self) -> Job | None:
+    def _batch_key(self, job: Job) -> tuple | None:
+        """Jobs with equal keys may share a batch: fresh auto-mode jobs that sample alike. A seeded sampling job
+        runs alone: its seed promises the single-prompt stream."""
+        o = job.options
+        if job.session is not None or o.mode != "auto" or (o.do_sample and o.seed is not None):
+            return None
+        return (True, o.temperature, o.top_p) if o.do_sample else (False,)
+
+    def _take(self) -> Job | Batch | None:
         with self._cond:
             while not self._ready and not self._stopping:
                 self._cond.wait()
             if self._stopping:
                 return None
-            job = self._ready.popleft()
-            job.state = "running"
-            return job
+            unit = self._ready.popleft()
+            if isinstance(unit, Job) and unit.session is None and unit.options.mode == "auto":
+                key = self._batch_key(unit)
+                mates = [j for j in self._ready if isinstance(j, Job) and key is not None and self._batch_key(j) == key]
+                mates = mates[: self.max_batch - 1]
+                if mates or self.engine is not None:
+                    for mate in mates:
+                        self._ready.remove(mate)
+                    unit = Batch([unit, *mates])
+                    for job in unit.jobs:
+                        job.batch = unit
+            for job in unit.jobs if isinstance(unit, Batch) else [unit]:
+                if job.state != "finished":  # a job of a waiting batch may have been cancelled meanwhile
+                    job.state = "running"
+            return unit
 
     def _run(self) -> None:
-        while (job := self._take()) is not None:
+        while (unit := self._take()) is not None:
+            jobs = unit.jobs if isinstance(unit, Batch) else [unit]
             try:
-                self._advance(job)
+                if isinstance(unit, Batch):
+                    self._advance_batch(unit)
+                else:
+                    self._advance(unit)
             except Exception as exc:  # the traceback is for the server log, never for the client
-                log.exception("job %s failed", job.id)
+                log.exception("job(s) %s failed", ", ".join(j.id for j in jobs))
                 with self._cond:
-                    self._close(job, protocol.error("internal", f"the model failed on this job ({type(exc).__name__}); "
-                                                               "see the server log", job.id), "internal_error")
+                    for job in jobs:
+                        if job.state != "finished":
+                            self._close(job, protocol.error(
+                                "internal", f"the model failed on this job ({type(exc).__name__}); see the server log",
+                                job.id), "internal_error")
             finally:
-                job.session = None if job.state == "finished" else job.session  # free the KV cache early
+                for job in jobs:
+                    job.session = None if job.state == "finished" else job.session  # free the KV cache early
 
-    def _advance(self, job: Job) -> None:
+    def _progress(self, job: Job) -> Callable[[Progress], None]:
         def progress(p: Progress) -> None:
             self._emit(job.peer, protocol.encode("progress", job.id, round=p.round, stage=p.stage, tokens=p.tokens))
 
+        return progress
+
+    def _advance(self, job: Job) -> None:
         started = time.monotonic()
         if job.session is None:
             try:
-                job.session = LoopSession(self.model, job.prompt, job.options, cancel=job.cancel, on_progress=progress)
+                job.session = LoopSession(self.model, job.prompt, job.options, cancel=job.cancel,
+                                          on_progress=self._progress(job))
             except (PromptError, ValueError) as exc:
                 with self._cond:
                     self._close(job, protocol.error("bad_prompt", str(exc), job.id), "bad_prompt")
@@ -232,27 +292,13 @@ class Worker:
             result = job.session.next_round(job.instruction)
         except Cancelled:
             result = None
-        body = {}
-        if result is not None and self._fit_body is not None and not result.error and len(result.joints):
-            body = self._fit_body(result.joints)  # outside the lock: fitting takes seconds on a CPU
+        body = self._body(result)
         job.compute_s += time.monotonic() - started
         with self._cond:
-            if job.cancel.is_set():
-                if job.state == "running" and job.client_gone:
-                    self._close(job, None, "client_gone")
-                elif job.state == "running":  # not already closed by stop
-                    self._close(job, protocol.encode("cancelled", job.id), "cancelled")
+            if self._close_if_cancelled(job):
                 return
             if result is not None:
-                job.rounds += 1
-                job.last_round = result.index
-                if job.first_round_s is None:
-                    job.first_round_s = time.monotonic() - job.submitted
-                self._emit(job.peer, protocol.encode(
-                    "round", job.id, arrays={"joints": result.joints, **body}, round=result.index, codes=list(result.codes),
-                    assessment=result.assessment, instruction=result.instruction, final=bool(result.final),
-                    error=result.error, fps=float(self.model.fps), user_instruction=job.instruction,
-                    warnings=list(job.session.warnings) if job.rounds == 1 else []))
+                self._send_round(job, result, body)
             if job.options.mode == "step":
                 # The animator has the last word: even a round the model judged final can be rejected with
                 # an instruction, so pause unless no further round is possible.
@@ -266,3 +312,95 @@ class Worker:
             else:
                 job.state = "queued"  # back of the line: other clients' jobs get their rounds in between
                 self._ready.append(job)
+
+    def _advance_batch(self, batch: Batch) -> None:
+        """One turn of a batch: every live row's next round (or its end); then back of the line if rows remain."""
+        started = time.monotonic()
+        if batch.events is None:
+            batch.events = drive(self._rows(batch), self.engine() if self.engine else TransformersBatch(self.model))
+        owed = {i for i, job in enumerate(batch.jobs) if job.session is not None and job.state == "running"}
+        if not owed:  # every job ended while the batch waited in line
+            return
+        for i, event in batch.events:
+            job = batch.jobs[i]
+            if i in owed:  # its share of this turn: the batch computed for it until now
+                owed.discard(i)
+                job.compute_s += time.monotonic() - started
+            try:
+                self._batch_event(job, event)
+            except Exception as exc:  # e.g. fitting the body of this job's round: only this job fails
+                log.exception("job %s failed", job.id)
+                job.cancel.set()  # its row leaves the batch at the next decoding step
+                with self._cond:
+                    if job.state != "finished":
+                        self._close(job, protocol.error("internal", f"the model failed on this job "
+                                                                    f"({type(exc).__name__}); see the server log",
+                                                        job.id), "internal_error")
+            if not owed:
+                break
+        with self._cond:
+            live = [job for job in batch.jobs if job.state != "finished"]
+            for job in live:
+                job.state = "queued"
+            if live:
+                self._ready.append(batch)
+
+    def _rows(self, batch: Batch) -> dict[int, TraceRow]:
+        """The batch's jobs as trace rows; a job whose prompt or options the loop cannot use ends here."""
+        rows = {}
+        for i, job in enumerate(batch.jobs):
+            try:
+                job.session = rows[i] = TraceRow(self.model, job.prompt, job.options, cancel=job.cancel,
+                                                 on_progress=self._progress(job))
+            except (PromptError, ValueError) as exc:
+                with self._cond:
+                    if job.state != "finished":
+                        self._close(job, protocol.error("bad_prompt", str(exc), job.id), "bad_prompt")
+        return rows
+
+    def _batch_event(self, job: Job, event: Round | RowEnd) -> None:
+        if isinstance(event, RowEnd):
+            with self._cond:
+                if job.state == "finished" or self._close_if_cancelled(job):  # closed already, or now
+                    return
+                if event.reason == "failed":
+                    self._close(job, protocol.error("internal", f"{event.message}; see the server log", job.id),
+                                "internal_error")
+                else:
+                    self._finish(job, "finished")
+            return
+        body = self._body(event)
+        with self._cond:
+            if job.state == "finished" or self._close_if_cancelled(job):
+                return
+            self._send_round(job, event, body)
+            if event.final:
+                self._finish(job, "finished")
+
+    def _body(self, result: Round | None) -> dict:
+        """The round's fitted SMPL arrays (outside the lock: fitting takes seconds on a CPU)."""
+        if result is None or self._fit_body is None or result.error or not len(result.joints):
+            return {}
+        return self._fit_body(result.joints)
+
+    def _close_if_cancelled(self, job: Job) -> bool:
+        """(Lock held.) A cancelled running job ends here; True when it was cancelled."""
+        if not job.cancel.is_set():
+            return False
+        if job.state == "running" and job.client_gone:
+            self._close(job, None, "client_gone")
+        elif job.state == "running":  # not already closed by stop
+            self._close(job, protocol.encode("cancelled", job.id), "cancelled")
+        return True
+
+    def _send_round(self, job: Job, result: Round, body: dict) -> None:
+        """(Lock held.)"""
+        job.rounds += 1
+        job.last_round = result.index
+        if job.first_round_s is None:
+            job.first_round_s = time.monotonic() - job.submitted
+        self._emit(job.peer, protocol.encode(
+            "round", job.id, arrays={"joints": result.joints, **body}, round=result.index, codes=list(result.codes),
+            assessment=result.assessment, instruction=result.instruction, final=bool(result.final),
+            error=result.error, fps=float(self.model.fps), user_instruction=job.instruction,
+            warnings=list(job.session.warnings) if job.rounds == 1 else []))

@@ -9,6 +9,11 @@ Every run forces exactly --rounds rounds when the model allows it: a round judge
 instruction. A round with an error (random weights write garbage assessments) ends the run, so "rounds" says how
 many ran. `--compile` wraps the LM's forward in torch.compile; `--static-cache` makes the raw-decoding
 measurement use a static KV cache (both for CUDA; the loop itself keeps its session-long dynamic cache).
+
+`--batch N` adds the throughput of N concurrent auto-mode prompts (greedy, up to --rounds rounds each, the model
+decides when it is done): one after another in `LoopSession`s, then as one batch (backend/batch_loop.py).
+
+    irg-motion bench --model builtin --batch 4 --seconds 4 --decode-tokens 0
 """
 from __future__ import annotations
 
@@ -20,11 +25,17 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from backend.batch_loop import TraceRow, TransformersBatch, drive
 from backend.loop import LoopOptions, LoopSession
 from backend.models.loader import load_model, resolve_device
 
 PROMPT = "a person jumps forward two times."
 RETRY_INSTRUCTION = "make the motion match the prompt."
+# The --batch prompts (cycled): different lengths, words the built-in model knows.
+BATCH_PROMPTS = ("a person jumps forward two times.", "a person walks in a circle.",
+                 "a person waves with the right hand.", "a man runs forward then turns around and walks back.",
+                 "a person sits down.", "a person kicks with the left leg.", "a person walks backward slowly.",
+                 "a person throws a ball with the right hand.")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the LM's forward (CUDA)")
     p.add_argument("--static-cache", action="store_true", help="raw decoding with a static KV cache (CUDA)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--batch", type=int, default=0, metavar="N",
+                   help="also time N concurrent auto-mode prompts, one after another and as one batch")
     p.set_defaults(func=run)
 
 
@@ -106,13 +119,52 @@ def raw_decode(model, tokens: int, static: bool) -> tuple[float, float]:
     return prefill, (tokens - 1) / decode if decode > 0 else float("nan")
 
 
+def run_concurrent(model, n: int, rounds: int, seconds: float, batched: bool) -> dict:
+    """N auto-mode prompts, sequentially or as one batch: seconds, rounds, generated tokens, the rounds' codes."""
+    options = LoopOptions(seconds=seconds, max_rounds=rounds)
+    t0 = time.perf_counter()
+    if batched:
+        rows = {i: TraceRow(model, BATCH_PROMPTS[i % len(BATCH_PROMPTS)], options) for i in range(n)}
+        for _ in drive(rows, TransformersBatch(model)):
+            pass
+        sessions = list(rows.values())
+    else:
+        sessions = [LoopSession(model, BATCH_PROMPTS[i % len(BATCH_PROMPTS)], options) for i in range(n)]
+        for session in sessions:
+            for _ in session.rounds():
+                pass
+    sync(model)
+    return {"total": time.perf_counter() - t0, "rounds": sum(len(s.history) for s in sessions),
+            "tokens": sum(s._tokens for s in sessions), "codes": [[r.codes for r in s.history] for s in sessions]}
+
+
+def concurrent_table(model, args: argparse.Namespace) -> Table:
+    run_concurrent(model, args.batch, args.rounds, args.seconds, batched=True)   # warm-up
+    sequential = [run_concurrent(model, args.batch, args.rounds, args.seconds, batched=False) for _ in range(args.runs)]
+    batched = [run_concurrent(model, args.batch, args.rounds, args.seconds, batched=True) for _ in range(args.runs)]
+    table = Table(title=f"{args.batch} concurrent auto-mode prompts (greedy, up to {args.rounds} rounds x "
+                        f"{args.seconds:g} s): one after another vs one batch, median of {args.runs}")
+    for column in ("measure", "sequential", "batched", "batched / sequential"):
+        table.add_column(column, justify="right" if column != "measure" else "left")
+    for name, value, fmt in (("whole run (s)", lambda r: r["total"], "{:.3f}"),
+                             ("rounds", lambda r: r["rounds"], "{:.0f}"),
+                             ("rounds per second", lambda r: r["rounds"] / r["total"], "{:.2f}"),
+                             ("generated tokens", lambda r: r["tokens"], "{:.0f}"),
+                             ("tokens per second", lambda r: r["tokens"] / r["total"], "{:.1f}")):
+        a, b = median([value(r) for r in sequential]), median([value(r) for r in batched])
+        table.add_row(name, fmt.format(a), fmt.format(b), f"{b / a:.2f}" if a else "-")
+    same = all(r["codes"] == sequential[0]["codes"] for r in batched)
+    table.add_row("batched rounds equal the sequential ones", "", "yes" if same else "NO", "")
+    return table
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.runs < 1 or args.rounds < 1:
-        raise ValueError("--runs and --rounds must be at least 1")
+    if args.runs < 1 or args.rounds < 1 or args.batch < 0:
+        raise ValueError("--runs and --rounds must be at least 1, --batch at least 0")
     console = Console()
     t0 = time.perf_counter()
     model = load(args)
@@ -147,5 +199,8 @@ def run(args: argparse.Namespace) -> int:
         row("prompt prefill (s)", [p for p, _ in raw], "{:.3f}")
         row(f"raw decode tokens per second ({args.decode_tokens} tokens"
             f"{', static cache' if args.static_cache else ''})", [t for _, t in raw], "{:.1f}")
-    Console(width=max(console.width, 120)).print(table)
+    wide = Console(width=max(console.width, 120))
+    wide.print(table)
+    if args.batch:
+        wide.print(concurrent_table(model, args))
     return 0

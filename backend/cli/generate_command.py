@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto: the model decides when it is done; step: you accept or reject every round")
     p.add_argument("--model", default="builtin", help="'builtin' or a model folder")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--engine", choices=("transformers", "vllm"), default="transformers",
+                   help="what generates: transformers (default) or vllm (auto mode, CUDA, `pip install vllm`)")
     p.set_defaults(func=run)
 
 
@@ -58,23 +61,50 @@ def _write(out: Path, prompt: str, rounds: list[Round], fps: float, console: Con
     console.print(f"wrote {out}: {motion.frames} frames, {len(good)} round(s)")
 
 
+def _vllm_rounds(session, model_source: str) -> Iterator[Round]:
+    """The auto-mode rounds of a `TraceRow` on vLLM, as they come."""
+    from backend.batch_loop import RowEnd, drive
+    from backend.models.vllm_engine import VllmEngine, vllm_model_dir
+
+    for _, event in drive({0: session}, VllmEngine(vllm_model_dir(session.model, model_source))):
+        if isinstance(event, RowEnd):
+            if event.reason == "failed":
+                raise ValueError(f"{event.message}; rerun with --engine transformers to see the traceback")
+            return
+        yield event
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.out.suffix not in (".npz", ".mp4"):
         raise ValueError(f"--out must end in .npz (motion) or .mp4 (preview), got {args.out.name!r}")
+    if args.engine == "vllm":
+        from backend.models.vllm_engine import require_vllm
+
+        if args.mode != "auto":
+            raise ValueError("--engine vllm runs auto mode; step mode runs on the default --engine transformers")
+        require_vllm()
     t0 = time.perf_counter()
     model = load_model(args.model, args.device)
     options = LoopOptions(seconds=args.seconds, max_rounds=args.rounds, mode=args.mode, seed=args.seed,
                           do_sample=args.sample, temperature=args.temperature, top_p=args.top_p)
     cancel = threading.Event()
-    session = LoopSession(model, args.prompt, options, cancel=cancel)
+    if args.engine == "vllm":
+        from backend.batch_loop import TraceRow
+
+        session = TraceRow(model, args.prompt, options, cancel=cancel)
+        stream = _vllm_rounds(session, args.model)
+        next_round = lambda _instruction: next(stream, None)  # auto mode: there is never an instruction
+    else:
+        session = LoopSession(model, args.prompt, options, cancel=cancel)
+        next_round = session.next_round
     for note in session.warnings:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     console.print(f"model {model.model_id} loaded in {time.perf_counter() - t0:.1f} s", style="dim")
     rounds: list[Round] = []
     instruction = None
     try:
-        while (r := session.next_round(instruction)) is not None:
+        while (r := next_round(instruction)) is not None:
             if r.index == 0 and session.analysis:
                 console.print(f"analysis: {escape(session.analysis)}", highlight=False)
             rounds.append(r)

@@ -13,6 +13,9 @@ from rich.console import Console
 
 from backend import protocol, security
 
+ENGINES = ("transformers", "vllm")
+MAX_BATCH = 64   # the server's job limit (backend/worker.py MAX_JOBS)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a model to the Blender add-on over ZeroMQ")
@@ -27,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--client-timeout", type=float, default=protocol.CLIENT_TIMEOUT, metavar="SECONDS",
                    help="drop the jobs of a client that has sent nothing, not even a heartbeat, for this long "
                         f"(default: {protocol.CLIENT_TIMEOUT:g})")
+    p.add_argument("--max-batch", type=int, default=1, metavar="N",
+                   help="generate up to N auto-mode jobs that wait at the same time as one batch "
+                        "(default: 1, each job alone; try 8 on a GPU)")
+    p.add_argument("--engine", choices=ENGINES, default="transformers",
+                   help="what runs auto-mode jobs: transformers (default) or vllm (CUDA, `pip install vllm`); "
+                        "step-mode jobs always run on transformers")
     p.set_defaults(func=run_serve)
 
     p = sub.add_parser("ping", help="ask a running server for its model and device, and measure the latency")
@@ -58,6 +67,12 @@ def run_serve(args: argparse.Namespace) -> int:
     if not args.client_timeout > protocol.HEARTBEAT_INTERVAL:  # also refuses nan
         raise ValueError(f"--client-timeout must be more than the {protocol.HEARTBEAT_INTERVAL:g} s heartbeat "
                          f"interval, got {args.client_timeout:g}")
+    if not 1 <= args.max_batch <= MAX_BATCH:
+        raise ValueError(f"--max-batch must be from 1 to {MAX_BATCH}, got {args.max_batch}")
+    if args.engine == "vllm":
+        from backend.models.vllm_engine import require_vllm
+
+        require_vllm()  # before minutes of model loading
     secured = args.server_key is not None or args.client_keys is not None
     if secured and (args.server_key is None or args.client_keys is None):
         raise security.SecurityError("--server-key and --client-keys go together")
@@ -72,8 +87,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
     fit_body = _body_fitter(args.smpl_dir) if args.smpl_dir else None  # fails early on missing SMPL files
     model = load_model(args.model, device=args.device)
+    engine = None
+    if args.engine == "vllm":
+        from backend.models.vllm_engine import VllmEngine, vllm_model_dir
+
+        engine = VllmEngine(vllm_model_dir(model, args.model))
     try:
-        server = Server(model, args.bind, curve=curve, client_timeout=args.client_timeout, fit_body=fit_body)
+        server = Server(model, args.bind, curve=curve, client_timeout=args.client_timeout, fit_body=fit_body,
+                        max_batch=args.max_batch, engine=None if engine is None else lambda: engine)
     except Exception as exc:  # zmq.ZMQError: address in use, bad endpoint
         raise ValueError(f"cannot bind {args.bind}: {exc}") from None
     stop = threading.Event()
