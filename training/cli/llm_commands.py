@@ -26,6 +26,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="write the numbers as JSON here")
     p.set_defaults(func=run_eval)
 
+    p = subparsers.add_parser(
+        "self-assess", help="the model's own first rounds on train prompts, judged, for self-assessment traces",
+        description="Run the loop's first round (greedy) for random train prompts, name what each motion shows "
+                    "(the label of the evaluator's nearest train motion) and write the judgement against the "
+                    "prompt's label as JSONL; the train-llm config key self_assessment trains on it.")
+    p.add_argument("--model", required=True, help="model folder (or 'builtin') whose first rounds to judge")
+    p.add_argument("--data", required=True, help="procedural corpus folder (labels.jsonl, train.txt)")
+    p.add_argument("--count", type=int, default=1500, help="train prompts to run (default 1500)")
+    p.add_argument("--evaluator", default=None, help="evaluator folder (default: the built-in one)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="JSONL file to write")
+    p.set_defaults(func=run_self_assess)
+
+
+def run_self_assess(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from backend.models.loader import load_model
+    from training.evaluator import load_evaluator
+    from training.llm import self_assessment
+
+    if not (Path(args.data) / "labels.jsonl").is_file():
+        raise FileNotFoundError(f"{args.data}: no labels.jsonl; self-assess needs the procedural corpus' labels")
+    model, evaluator = load_model(args.model, "cpu"), load_evaluator(args.evaluator)
+    with Progress() as progress:
+        task = progress.add_task("self-assess", total=args.count)
+        rounds = self_assessment.collect(model, evaluator, args.data, args.count, args.seed,
+                                         lambda: progress.advance(task))
+    self_assessment.save(rounds, args.out)
+    right = sum(r.right for r in rounds)
+    print(f"{len(rounds)} first rounds judged ({right} right, {len(rounds) - right} to refine) -> {args.out}")
+    return 0
+
 
 def run_train(args: argparse.Namespace) -> int:
     from accelerate import PartialState

@@ -76,6 +76,8 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     mixed_precision: str | None = None   # "no" or "bf16"; None: the accelerate launch config's
     annotations: str | None = None    # folder of annotations (AnnotationSampler) instead of the corpus' labels
+    self_assessment: str | None = None   # JSONL of the model's own judged first rounds (irg-motion self-assess)
+    self_assessment_fraction: float = 0.5   # share of the stage-2 draws that are self-assessment traces
     chunk_minutes: float = 9.0        # stop, checkpoint and exit after this long (run again to resume)
     log_every: int = 50
     seed: int = 0
@@ -177,8 +179,19 @@ def make_sampler(c: TrainConfig, codes: dict[str, list[int]], describe_differenc
     if c.annotations:
         from training.llm.annotations import AnnotationSampler   # only annotation runs need it
 
-        return AnnotationSampler(Path(c.annotations), codes, rng)
-    return SampleBuilder(load_clips(Path(c.corpus), "train", codes), describe_difference, rng, c.max_intermediate)
+        sampler = AnnotationSampler(Path(c.annotations), codes, rng)
+    else:
+        sampler = SampleBuilder(load_clips(Path(c.corpus), "train", codes), describe_difference, rng,
+                                c.max_intermediate)
+    if c.self_assessment:
+        from training.llm import self_assessment
+
+        if not Path(c.self_assessment).is_file():
+            raise FileNotFoundError(f"self_assessment: {c.self_assessment} does not exist; write it with "
+                                    "`irg-motion self-assess --model DIR --data DIR --out FILE`")
+        sampler = self_assessment.SelfAssessmentSampler(sampler, self_assessment.load(c.self_assessment), codes,
+                                                        c.self_assessment_fraction)
+    return sampler
 
 
 # -- the model -----------------------------------------------------------------------------------------------------
