@@ -3,7 +3,8 @@
 Reads `new_joint_vecs/<name>.npy` for the names in `train.txt` / `test.txt` and normalises with the folder's
 `Mean.npy` / `Std.npy`. Each step takes random 64-frame windows of random training clips and minimises
     L1(recon, x) + vel * L1(d/dt recon, d/dt x) + commit * ||z - sg(q(z))||^2
-      [+ root * L1 on the root channels] [+ joints * L1 on joint positions in metres]
+      [+ root * L1 on the root channels] [+ root_mse * MSE on the root velocities]
+      [+ heading * L1 on the integrated yaw] [+ joints * L1 on joint positions in metres]
 on normalised features, with an EMA-reset codebook and AdamW (linear warm-up, cosine decay). Evaluation
 decodes whole held-out clips and reports the mean joint position error in metres after `recover_from_ric`
 and the codebook usage. `ckpt.pt` in the output folder makes a run resumable; at the end the tokenizer
