@@ -35,12 +35,10 @@ import torch
 from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from backend import prompts
-from backend.loop import ANALYSIS_TOKENS, ASSESSMENT_STOPS, ASSESSMENT_TOKENS, LoopOptions, LoopSession, Progress, Round
-from backend.trace import parse_analysis
+from backend.loop import ANALYSIS_STOPS, ANALYSIS_TOKENS, ASSESSMENT_STOPS, ASSESSMENT_TOKENS, LoopOptions, LoopSession, Progress, Round
 
 log = logging.getLogger("irg_motion.batch")
 
-ANALYSIS_STOPS = ("[/analyze]",)
 STOP_TAIL_TOKENS = 8      # the stop test decodes this many last tokens, as `loop._StopAt` does
 PROGRESS_EVERY = 8        # a progress report every this many tokens of a row, as `loop._ProgressStreamer` does
 
@@ -93,12 +91,7 @@ class TraceRow(LoopSession):
         self._feed(f"<think>[plan]{prompts.PLAN_ANALYZE}[/plan]\n[analyze]")
         analysis_start = len(self._ids)
         yield Phase("planning", ANALYSIS_TOKENS, stops=ANALYSIS_STOPS)
-        written = self.model.decode(self._ids[analysis_start:])
-        if not written.endswith("[/analyze]"):   # out of budget: close the block for the model
-            self._feed("[/analyze]")
-            written += "[/analyze]"
-        self.analysis = parse_analysis("[analyze]" + written)
-        self._feed(f"\n[plan]{prompts.PLAN_GENERATE}[/plan]\n")
+        self._close_analysis(analysis_start)
         while True:
             round_start = len(self._ids)
             self._feed("[generate]<Motion>")

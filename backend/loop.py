@@ -31,6 +31,7 @@ from backend.trace import parse_analysis, parse_round
 MODES = ("auto", "step")
 ANALYSIS_TOKENS = 64      # budget for the analysis text
 ASSESSMENT_TOKENS = 96    # budget for "Assessment: ... Refinement: ...[/assess]"
+ANALYSIS_STOPS = ("[/analyze]",)
 # The assessment ends at `[/assess]`; a model that runs on into other blocks is stopped there (a garbled round).
 ASSESSMENT_STOPS = ("[/assess]", "[/plan]", "[generate]", "</think>", prompts.MOTION_START)
 
@@ -203,6 +204,15 @@ class LoopSession:
         self._feed(" " + fitted.text + "[/assess]")
         return fitted.text
 
+    def _close_analysis(self, analysis_start: int) -> None:
+        """After the model wrote its analysis: close the block if the budget ran out, keep the text, plan on."""
+        written = self.model.decode(self._ids[analysis_start:])
+        if not written.endswith("[/analyze]"):   # out of budget: close the block for the model
+            self._feed("[/analyze]")
+            written += "[/analyze]"
+        self.analysis = parse_analysis("[analyze]" + written)
+        self._feed(f"\n[plan]{prompts.PLAN_GENERATE}[/plan]\n")
+
     def _refinement_start(self, round_start: int) -> int:
         """The token index just after the round's `Refinement:` (a well-formed round always has one)."""
         for k in range(len(self._ids), round_start, -1):
@@ -224,13 +234,8 @@ class LoopSession:
             self._report("planning")
             self._feed(f"<think>[plan]{prompts.PLAN_ANALYZE}[/plan]\n[analyze]")
             analysis_start = len(self._ids)
-            self._generate(ANALYSIS_TOKENS, "planning", stops=("[/analyze]",))
-            written = self.model.decode(self._ids[analysis_start:])
-            if not written.endswith("[/analyze]"):   # out of budget: close the block for the model
-                self._feed("[/analyze]")
-                written += "[/analyze]"
-            self.analysis = parse_analysis("[analyze]" + written)
-            self._feed(f"\n[plan]{prompts.PLAN_GENERATE}[/plan]\n")
+            self._generate(ANALYSIS_TOKENS, "planning", stops=ANALYSIS_STOPS)
+            self._close_analysis(analysis_start)
         else:
             if instruction is not None:
                 self.history[-1].instruction = self._splice_instruction(instruction)
