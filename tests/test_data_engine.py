@@ -24,7 +24,7 @@ from training.data_engine.motions import MotionInstance, load_motions
 from training.data_engine.ranking import progressive_negatives
 from training.evaluator import load_evaluator
 from training.llm.annotations import AnnotationSampler
-from training.llm.data import MATCH_ASSESSMENT, read_labels
+from training.llm.data import MATCH_ASSESSMENT, MISMATCH_OPENING, read_labels
 
 torch.set_num_threads(1)
 
@@ -158,6 +158,8 @@ def test_procedural_assessments_name_real_differences_in_varied_words(corpus, an
             differences = describe_difference(labels[name], labels[goal])
             assert differences, f"{name} is a negative of {goal} but has the same label"
             assert any(w in assessment for d in differences for w in quoted_and_named(d)), (assessment, differences)
+            # one shared verdict opening, so greedy decoding weighs "wrong" as one class against the match sentence
+            assert assessment.startswith(MISMATCH_OPENING + " "), assessment
             assert "no refinement" not in refinement.lower() and len(refinement.split()) > 3
             shapes.add(re.sub(r"'[^']+'|\d+", "X", assessment))
             refinement_shapes.add(re.sub(r"'[^']+'|\d+", "X", refinement))
@@ -247,6 +249,18 @@ def test_sampler_traces_ignore_intermediate_motions(annotated, codes, tmp_path):
         assert [ignored for _, ignored in s.pieces].count(True) == len(steps)
         counts.add(len(steps))
     assert counts == {0, 1, 2, 3, 4}
+
+
+def test_sampler_refuses_a_stage_it_has_no_items_for(annotated, codes, tmp_path):
+    _, data = annotated
+    stage1_only, _ = single_item_sampler(tmp_path / "stage1", data["m2t_motion_caption"], codes)
+    traces_only, _ = single_item_sampler(tmp_path / "traces", data["stage2"], codes)
+    stage1_only.require(0.0)
+    traces_only.require(1.0)
+    with pytest.raises(ValueError, match=r"stage1: no usable stage-2 traces .*\"stage\": \"1\""):
+        stage1_only.require(0.4)
+    with pytest.raises(ValueError, match=r"traces: no usable stage-1 task files.*\"stage\": \"2\""):
+        traces_only.require(0.4)
 
 
 def test_sampler_vocabulary_covers_every_sample(annotated, codes):

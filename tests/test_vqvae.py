@@ -292,3 +292,33 @@ def test_shipped_tokenizer_reconstructs_fresh_corpus_clips(shipped_errors):
 def test_shipped_tokenizer_joint_error_with_trajectory_under_5cm(shipped_errors):
     frames, err, _ = shipped_errors.T
     assert (err * frames).sum() / frames.sum() < 0.05
+
+
+def _ema_worker(rank: int, store: str, batches: torch.Tensor, out: str) -> None:
+    """One of two gloo processes: a codebook update from this rank's half of the batch."""
+    from backend.models.vqvae import QuantizeEMAReset
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    quantizer = QuantizeEMAReset(nb_code=4, code_dim=2, decay=0.5).train()
+    quantizer.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]]))
+    quantizer.code_sum.copy_(quantizer.codebook)
+    quantizer.code_count.fill_(1.0)
+    quantizer(batches[rank].T[None])   # (1, code_dim, N)
+    torch.save(quantizer.codebook, f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_codebook_ema_under_ddp_follows_the_global_batch(tmp_path):
+    """Two processes with different data end with one codebook: the EMA of both halves of the batch, not of
+    rank 0's half (DDP would otherwise copy rank 0's buffers to everyone)."""
+    # rank 0 sees points near code 0, rank 1 near codes 0 and 3; code 0's centre must average both ranks
+    batches = torch.tensor([[[1.0, 1.0], [1.0, 1.0]], [[3.0, 3.0], [9.0, 9.0]]])
+    torch.multiprocessing.spawn(_ema_worker, args=(str(tmp_path / "store"), batches, str(tmp_path / "cb")), nprocs=2)
+    first, second = (torch.load(tmp_path / f"cb.{r}") for r in (0, 1))
+    assert torch.equal(first, second)
+    # code 0: 0.5 * old sum (0, 0) + 0.5 * (1+1+3, ...) over 0.5 * 1 + 0.5 * 3 = 2.5 / 2 = 1.25
+    assert torch.allclose(first[0], torch.tensor([1.25, 1.25]))
+    # code 3: 0.5 * (10, 10) + 0.5 * (9, 9) over 0.5 + 0.5 = 9.5
+    assert torch.allclose(first[3], torch.tensor([9.5, 9.5]))

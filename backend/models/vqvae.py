@@ -109,12 +109,19 @@ class Decoder(nn.Module):
         return self.model(x)
 
 
+def _distributed() -> bool:
+    """Whether this is one of several training processes (torchrun / accelerate launch)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1
+
+
 class QuantizeEMAReset(nn.Module):
     """Nearest-neighbour codebook. In training mode the rows follow an exponential moving average of the
     latents assigned to them, and rows nobody used lately are reset to random latents of the batch.
     Only `codebook` is saved in the state dict (as in the release); the EMA statistics are training state
     (`ema_state` / `load_ema_state`). A zero `code_count` means the codebook was never fitted to data, and the
-    first training batch initialises it."""
+    first training batch initialises it. Under torchrun / accelerate the update uses the whole global batch
+(sums all-reduced, reset rows from rank 0), so every process keeps the same codebook."""
 
     def __init__(self, nb_code: int, code_dim: int, decay: float):
         super().__init__()
@@ -147,14 +154,25 @@ class QuantizeEMAReset(nn.Module):
             x = x.repeat(reps, 1) + torch.randn(reps * x.shape[0], x.shape[1], device=x.device) * std
         return x[torch.randperm(x.shape[0], device=x.device)[: self.nb_code]]
 
+    def _shared_random_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """`_random_rows`, the same on every process of a distributed run (rank 0's)."""
+        rows = self._random_rows(x)
+        if _distributed():
+            torch.distributed.broadcast(rows, src=0)
+        return rows
+
     @torch.no_grad()
     def _ema_update(self, x: torch.Tensor, idx: torch.Tensor) -> None:
         onehot = F.one_hot(idx, self.nb_code).type_as(x)  # (N, nb_code)
-        self.code_sum.mul_(self.decay).add_(onehot.t() @ x, alpha=1 - self.decay)
-        self.code_count.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
+        batch_sum, batch_count = onehot.t() @ x, onehot.sum(0)
+        if _distributed():   # the EMA of the global batch: every process then holds the same codebook
+            torch.distributed.all_reduce(batch_sum)
+            torch.distributed.all_reduce(batch_count)
+        self.code_sum.mul_(self.decay).add_(batch_sum, alpha=1 - self.decay)
+        self.code_count.mul_(self.decay).add_(batch_count, alpha=1 - self.decay)
         used = (self.code_count >= 1.0).unsqueeze(1).type_as(x)
         centres = self.code_sum / self.code_count.clamp(min=1e-6).unsqueeze(1)
-        self.codebook.copy_(used * centres + (1 - used) * self._random_rows(x))
+        self.codebook.copy_(used * centres + (1 - used) * self._shared_random_rows(x))
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """z (B, code_dim, T') -> (quantised z with straight-through gradients, codes (B, T'),
@@ -163,7 +181,7 @@ class QuantizeEMAReset(nn.Module):
         x = z.permute(0, 2, 1).reshape(-1, c)
         if self.training and self.code_count.sum() == 0:  # first training batch: start from the data
             with torch.no_grad():
-                self.codebook.copy_(self._random_rows(x.detach()))
+                self.codebook.copy_(self._shared_random_rows(x.detach()))
                 self.code_sum.copy_(self.codebook)
                 self.code_count.fill_(1.0)
         idx = self.quantize(x)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from training.llm.data import mismatch_assessment
+
 from . import ranking, schema
 from .annotators import GOAL_JUDGEMENT, Annotator, Judgement
 from .checks import keeps_intermediate
@@ -63,7 +65,9 @@ class Annotations:
             judgements = annotator.judge(goal, caption, negatives + [goal])
             self.goal_fallbacks += judgements[-1] is None
             goal_judgement = judgements[-1] or GOAL_JUDGEMENT
-            pairs = [(n, j) for n, j in zip(negatives, judgements) if j is not None]
+            # whatever the annotator's wording, a wrong motion's assessment opens with the shared verdict sentence
+            pairs = [(n, Judgement(mismatch_assessment(j.assessment), j.refinement))
+                     for n, j in zip(negatives, judgements) if j is not None]
             judged += [(f"{goal.key}_{k}", caption, cand, j) for cand, j in pairs + [(goal, goal_judgement)]]
             analyses = annotator.analyses(goal, caption)
             if analyses:

@@ -132,7 +132,8 @@ class TextMotionModel(nn.Module):
 
     def encode_motion(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """features (B, T, D) unnormalised, zero-padded after `lengths` (multiples of unit_length)."""
-        valid = (torch.arange(features.shape[1]) < lengths[:, None]).unsqueeze(-1)
+        valid = (torch.arange(features.shape[1], device=features.device) < lengths[:, None].to(features.device))
+        valid = valid.unsqueeze(-1)
         x = torch.where(valid, (features - self.feature_mean) / self.feature_std, 0.0)
         return F.normalize(self.motion(x, lengths), dim=-1)
 
@@ -140,8 +141,9 @@ class TextMotionModel(nn.Module):
         """Symmetric InfoNCE over a batch of pairs. `same_text[i, j]` marks other pairs whose caption is
         the same as pair i's: they are not treated as negatives."""
         logits = self.logit_scale.exp().clamp(max=100) * text_emb @ motion_emb.T
-        logits = logits.masked_fill(same_text & ~torch.eye(len(logits), dtype=torch.bool), float("-inf"))
-        target = torch.arange(len(logits))
+        eye = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(same_text.to(logits.device) & ~eye, float("-inf"))
+        target = torch.arange(len(logits), device=logits.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
@@ -168,6 +170,7 @@ class Evaluator:
     def __init__(self, model: TextMotionModel, vocab: Vocabulary, source: str = "memory"):
         self.model, self.vocab, self.source = model.eval(), vocab, source
         self.config = model.config
+        self.device = model.feature_mean.device   # batches go where the model is (a GPU while training there)
 
     @classmethod
     def load(cls, folder: str | Path) -> "Evaluator":
@@ -193,7 +196,7 @@ class Evaluator:
         meta = {"format": FORMAT, "model": asdict(self.config), **(extra or {})}
         (folder / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
         (folder / "vocab.json").write_text(json.dumps(self.vocab.words) + "\n")
-        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         save_file(state, folder / "model.safetensors")
         return folder
 
@@ -212,9 +215,10 @@ class Evaluator:
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        out = [self.model.encode_text(*pad_texts(self.vocab, texts[i:i + batch_size], self.config.max_words))
+        out = [self.model.encode_text(*(t.to(self.device) for t in pad_texts(
+                   self.vocab, texts[i:i + batch_size], self.config.max_words)))
                for i in range(0, len(texts), batch_size)]
-        return torch.cat(out).numpy() if out else np.zeros((0, self.config.embed_dim), np.float32)
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.config.embed_dim), np.float32)
 
     @torch.no_grad()
     def embed_motions(self, motions: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
@@ -228,7 +232,8 @@ class Evaluator:
         for members in by_length.values():
             for k in range(0, len(members), batch_size):
                 chunk = members[k:k + batch_size]
-                out[chunk] = self.model.encode_motion(*pad_motions([prepared[i] for i in chunk])).numpy()
+                batch = (t.to(self.device) for t in pad_motions([prepared[i] for i in chunk]))
+                out[chunk] = self.model.encode_motion(*batch).cpu().numpy()
         return out
 
     def similarity(self, texts: Sequence[str], motions: Sequence[np.ndarray]) -> np.ndarray:

@@ -95,8 +95,7 @@ class ContrastiveStep(nn.Module):
 def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume: bool = False,
           max_minutes: float | None = None) -> Path:
     started = time.monotonic()
-    # fp32 on CPU processes: a small GRU model whose code builds its index tensors on the CPU
-    accelerator = make_accelerator(cpu=True, mixed_precision="no")
+    accelerator = make_accelerator(mixed_precision="no")   # fp32: a small GRU model; a GPU when there is one
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     torch.set_num_threads(config.threads)
     data_dir, out_dir = check_data_dir(data_dir, "train"), Path(out_dir)
@@ -118,7 +117,7 @@ def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume
 
     # 2. model, vocabulary and optimiser (or all three from the checkpoint); the same initial weights everywhere
     if resume:
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         vocab, model_config = Vocabulary(ckpt["vocab"]), EvaluatorConfig(**ckpt["model_config"])
     else:
         vocab = Vocabulary.build([c.text for item in train_items for c in item.captions])
@@ -158,7 +157,7 @@ def train(data_dir: str | Path, config: TrainConfig, out_dir: str | Path, resume
                 (ids, words), (motions, frames), same_text = make_batch(batch, model_config, vocab, rng)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(epoch * steps_per_epoch + b, total_steps, config)
-                loss = step_model(ids, words, motions, frames, same_text)
+                loss = step_model(*(t.to(accelerator.device) for t in (ids, words, motions, frames, same_text)))
                 optimizer.zero_grad(set_to_none=True)
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(step_model.parameters(), 1.0)

@@ -76,6 +76,16 @@ class AnnotationSampler:
         if not any(self.items.values()):
             raise ValueError(f"{folder}: no usable annotations (files with an `annotations` list whose motions are "
                              "in the codes); write them with `irg-motion annotate --data DATA --out {folder}`")
+        self.folder = folder
+
+    def require(self, stage2_share: float) -> None:
+        """Refuse a stage the folder has no items for, rather than silently training the other one."""
+        if stage2_share > 0 and not self.items[TRACE]:
+            raise ValueError(f"{self.folder}: no usable stage-2 traces ({schema.TRACE_FILE}), but the config trains "
+                             "stage 2; write them with `irg-motion annotate`, or set \"stage\": \"1\"")
+        if stage2_share < 1 and not any(self.items[t] for t in prompts.STAGE1_TASKS):
+            raise ValueError(f"{self.folder}: no usable stage-1 task files, but the config trains stage 1; write "
+                             "them with `irg-motion annotate`, or set \"stage\": \"2\"")
 
     def add(self, item: dict) -> None:
         task = task_of(item)

@@ -23,6 +23,11 @@ from training.corpus.labels import Label
 # Stage-1 task mix (order of prompts.STAGE1_TASKS): text -> motion is the hardest skill, so it is drawn most.
 TASK_WEIGHTS = (1.0, 3.0, 0.5, 1.0, 1.5, 1.0, 1.0, 1.0)
 MATCH_ASSESSMENT = "The motion perfectly aligns with the goal text."
+# Every assessment of a wrong motion opens with this sentence. It parts from MATCH_ASSESSMENT at its third
+# word, so greedy decoding weighs "wrong" against "right" as two whole classes at that one token. With
+# varied openings the mass of "wrong" was split over many phrasings and greedy always took the single
+# "perfectly aligns" path, even where "wrong" had most of the probability (docs/data_engine.md).
+MISMATCH_OPENING = "The motion does not align with the goal text."
 STOPWORDS = frozenset("a an the person someone man woman is are and then with his her their its of to in on at".split())
 
 
@@ -98,10 +103,16 @@ INSTRUCTION_RULES = (
 MAX_DIFFERENCES = 1   # one difference per round keeps the assessment short (the loop has a time budget)
 
 
+def mismatch_assessment(details: str) -> str:
+    """An assessment of a wrong motion: MISMATCH_OPENING, then what differs."""
+    details = details.strip()
+    return details if details.startswith(MISMATCH_OPENING) else f"{MISMATCH_OPENING} {details}"
+
+
 def assessment_text(differences: list[str]) -> str:
     if not differences:
         return MATCH_ASSESSMENT
-    return sentence("; ".join(d.rstrip(".") for d in differences[:MAX_DIFFERENCES]))
+    return mismatch_assessment(sentence("; ".join(d.rstrip(".") for d in differences[:MAX_DIFFERENCES])))
 
 
 def instruction(difference: str) -> str:

@@ -180,6 +180,7 @@ def make_sampler(c: TrainConfig, codes: dict[str, list[int]], describe_differenc
         from training.llm.annotations import AnnotationSampler   # only annotation runs need it
 
         sampler = AnnotationSampler(Path(c.annotations), codes, rng)
+        sampler.require(STAGE2_SHARE.get(c.stage, c.stage2_fraction))
     else:
         sampler = SampleBuilder(load_clips(Path(c.corpus), "train", codes), describe_difference, rng,
                                 c.max_intermediate)
