@@ -16,7 +16,10 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from backend import protocol
 from backend.batch_loop import PhaseEngine, RowEnd, TraceRow, TransformersBatch, drive

@@ -134,7 +134,7 @@ def test_errors_name_the_file_and_the_fix(tiny_corpus, tmp_path):
         load_items(tmp_path / "half", "test")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"epoch": 3}))
-    with pytest.raises(ValueError, match=r"bad.json: unknown settings \['epoch'\]"):
+    with pytest.raises(ValueError, match=r"bad.json: unknown config key 'epoch'"):
         TrainConfig.from_json(bad)
     bad.write_text(json.dumps({"model": {"feature_dim": 251}}))
     with pytest.raises(ValueError, match="come from the data set"):

@@ -190,7 +190,7 @@ def test_grpo_steps_export_a_model_the_loop_runs_and_resume(corpus, tmp_path, ca
 
 # -- CLI errors ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("values, argv, message", [
-    ({"lr_rate": 1e-5}, [], "unknown key 'lr_rate'"),
+    ({"lr_rate": 1e-5}, [], "unknown config key 'lr_rate'"),
     ({"batch_size": 6}, [], "multiple of num_generations"),
     ({"reward_weights": {"style": 1.0}}, [], "unknown reward 'style'"),
     ({}, ["--data", "{tmp}/nowhere"], "nowhere: no such data folder"),

@@ -252,10 +252,10 @@ def test_train_vq_rejects_a_folder_without_statistics(tmp_path, capsys):
 
 
 def test_train_config_rejects_unknown_keys_and_odd_windows():
-    with pytest.raises(ValueError, match="unknown training config keys \\['windw'\\]"):
+    with pytest.raises(ValueError, match="VQ training config: unknown config key 'windw'"):
         TrainConfig.from_dict({"windw": 64})
-    with pytest.raises(ValueError, match="unknown VQ-VAE config keys"):
-        TrainConfig.from_dict({"model": {"widht": 64}})
+    with pytest.raises(ValueError, match=r"vq\.json \(model\): unknown config key 'widht'; known: .*width"):
+        TrainConfig.from_dict({"model": {"widht": 64}}, "vq.json")
     with pytest.raises(ValueError, match="multiple of 4"):
         TrainConfig.from_dict({"window": 62})
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from backend.config_file import check_keys
+
 
 @dataclass
 class VQVAEConfig:
@@ -49,11 +51,8 @@ class VQVAEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VQVAEConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown VQ-VAE config keys {unknown}; expected some of {sorted(known)}")
+    def from_dict(cls, d: dict, source: str = "VQ-VAE config") -> "VQVAEConfig":
+        check_keys(d, cls, source)
         return cls(**d)
 
 

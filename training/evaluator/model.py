@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pack_padded_sequence
+
+from backend.config_file import check_keys
 
 FORMAT = "irg-motion-evaluator"
 FILES = ("config.json", "vocab.json", "model.safetensors")
@@ -45,9 +47,7 @@ class EvaluatorConfig:
 
     @classmethod
     def from_dict(cls, d: dict, source: str) -> "EvaluatorConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{source}: unknown evaluator settings {sorted(unknown)}")
+        check_keys(d, cls, source)
         return cls(**d)
 
 

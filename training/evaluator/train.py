@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from backend.config_file import check_keys, read_json_object
 from backend.motion.normalize import Normalizer
 from training.evaluator.data import Item, check_data_dir, load_items
 from training.evaluator.evaluate import crop, evaluate_real
@@ -47,15 +48,8 @@ class TrainConfig:
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainConfig":
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file (see training/configs/evaluator_*.json)")
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        unknown = set(raw) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+        raw = read_json_object(path, "training/configs/evaluator_builtin.json")
+        check_keys(raw, cls, str(path))
         config = cls(**raw)
         EvaluatorConfig.from_dict(config.model, f"{path} (model)")  # fail now on a bad model setting
         if "feature_dim" in config.model or "vocab_size" in config.model:

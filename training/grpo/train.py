@@ -10,11 +10,12 @@ reads (llm/ with loop_limits.json, and the VQ-VAE files beside it).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from backend.config_file import check_keys, read_json_object
 from backend.models.loader import (BUILTIN_DIR, LIMITS_FILE, LLM_DIR, MotionModel, is_release_folder, load_model,
                                    missing_files)
 from training.evaluator import load_evaluator
@@ -72,18 +73,8 @@ class GRPOTrainConfig:
     def from_json(cls, path: str | Path, **overrides) -> "GRPOTrainConfig":
         """The config in `path`; `overrides` that are not None replace its values (the CLI's options)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file; start from training/configs/grpo_builtin.json")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc}); fix the file") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a GRPO config is a JSON object of settings, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise ValueError(f"{path}: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        data = read_json_object(path, "training/configs/grpo_builtin.json")
+        check_keys(data, cls, str(path))
         config = cls(**(data | {k: v for k, v in overrides.items() if v is not None}))
         config.check(str(path))
         return config

@@ -19,12 +19,13 @@ import random
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from backend.config_file import check_keys, read_json_object
 from backend.models.loader import LIMITS_FILE, LLM_DIR
 from backend.models.motion_llm import (MotionLMConfig, add_motion_tokens, build_word_tokenizer, count_parameters,
                                        gemma2_config, motion_token_ids, new_motion_lm)
@@ -88,7 +89,7 @@ class TrainConfig:
     @classmethod
     def from_json(cls, path: str | Path, **overrides) -> "TrainConfig":
         path = Path(path)
-        raw = json.loads(path.read_text())
+        raw = read_json_object(path, "training/configs/llm_builtin.json")
         data = raw | {k: v for k, v in overrides.items() if v is not None}
         check_keys(data, cls, str(path))
         check_keys(data.get("model", {}), MotionLMConfig, f"{path} (model)")
@@ -108,14 +109,6 @@ class TrainConfig:
         if config.gradient_accumulation_steps < 1:
             raise ValueError(f"{path}: gradient_accumulation_steps must be at least 1")
         return config
-
-
-def check_keys(data: dict, cls, where: str) -> None:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown config key{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
 
 
 def lr_at(step: int, c: TrainConfig) -> float:

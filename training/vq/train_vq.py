@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from backend.config_file import check_keys, read_json_object
 from backend.models.motion_tokenizer import MotionTokenizer
 from backend.models.vqvae import MotionVQVAE, VQVAEConfig
 from backend.motion.features import recover_from_ric
@@ -67,21 +68,18 @@ class TrainConfig:
     threads: int = 2
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys {unknown}; expected some of {sorted(known)}")
+    def from_dict(cls, d: dict, source: str = "VQ training config") -> "TrainConfig":
+        check_keys(d, cls, source)
         d = dict(d)
-        d["model"] = VQVAEConfig.from_dict(d.get("model", {}))
+        d["model"] = VQVAEConfig.from_dict(d.get("model", {}), f"{source} (model)")
         config = cls(**d)
         if config.window % config.model.downsample:
-            raise ValueError(f"window must be a multiple of {config.model.downsample}, got {config.window}")
+            raise ValueError(f"{source}: window must be a multiple of {config.model.downsample}, got {config.window}")
         return config
 
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(read_json_object(path, "training/configs/vq_builtin.json"), str(path))
 
 
 def load_split(data_dir: Path, split: str, min_frames: int) -> list[np.ndarray]:
