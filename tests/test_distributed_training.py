@@ -64,14 +64,19 @@ def trained_tasks(run: Path) -> set[str]:
     return {task for row in log_rows(run) for task in row.get("tasks", {})}
 
 
-def launch(*command: str) -> str:
+def launch(*command: str, config: Path = CPU_2PROC) -> str:
     """Run an irg-motion command in two CPU processes under `accelerate launch`; returns its output."""
     with socket.socket() as s:   # a free port for the gloo rendezvous
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "ACCELERATE_USE_CPU": "true"}
-    done = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC),
-                           "--main_process_port", str(port), "-m", "backend.cli.main", *command],
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    if config == CPU_2PROC:   # under DeepSpeed, ACCELERATE_USE_CPU would turn DeepSpeed off
+        env["ACCELERATE_USE_CPU"] = "true"
+    else:
+        env["DS_ACCELERATOR"] = "cpu"
+    done = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+                           "--num_processes", "2", "--main_process_port", str(port),
+                           "-m", "backend.cli.main", *command],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
@@ -93,6 +98,24 @@ def test_llm_trainer_on_two_processes(tmp_path, corpus, tiny):
     assert ckpt["step"] == 4 and len(ckpt["rng"]) == 2
     assert ckpt["rng"][0]["data"] != ckpt["rng"][1]["data"]   # each process drew its own samples
     loaded = load_model(str(model), device="cpu")
+    assert loaded.motion_ids == motion_token_ids(loaded.tokenizer)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3])
+def test_llm_trainer_under_deepspeed_on_two_cpu_processes(tmp_path, corpus, tiny, stage):
+    pytest.importorskip("deepspeed")
+    config = llm_config(tmp_path, corpus, tiny, max_steps=2)
+    output = launch("train-llm", "--config", str(config),
+                    config=REPO / "training" / "configs" / "accelerate" / f"deepspeed_zero{stage}.yaml")
+    run = tmp_path / "run"
+    assert output.count("checkpoint at step 2") == 1 and output.count("exported to") == 1
+    shards = sorted(p.name for p in (run / "deepspeed_state" / "pytorch_model").iterdir())
+    assert [name for name in shards if "optim_states" in name] == [
+        f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt" for rank in (0, 1)]   # sharded over 2 ranks
+    assert not any("replica_checksums" in row for row in log_rows(run))   # DeepSpeed, not DDP
+    assert torch.load(run / "ckpt.pt", weights_only=False)["model"] is None
+    loaded = load_model(str(tmp_path / "model"), device="cpu")
     assert loaded.motion_ids == motion_token_ids(loaded.tokenizer)
 
 

@@ -26,8 +26,17 @@ def make_accelerator(cpu: bool = False, mixed_precision: str | None = None,
         # accelerate keeps its state per Python process; a single-process run (tests, notebooks, several
         # trainers in a row) must not inherit the previous run's device or precision.
         AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(cpu=cpu or not torch.cuda.is_available(), mixed_precision=mixed_precision,
-                       gradient_accumulation_steps=gradient_accumulation_steps)
+    kwargs = {}
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and not torch.cuda.is_available():
+        # accelerate turns DeepSpeed off for cpu=True (it would silently run DDP): keep cpu False and give the
+        # process group gloo, which DeepSpeed's CPU accelerator (DS_ACCELERATOR=cpu) uses without oneCCL
+        from accelerate.utils import InitProcessGroupKwargs
+
+        cpu, kwargs = False, {"kwargs_handlers": [InitProcessGroupKwargs(backend="gloo")]}
+    else:
+        cpu = cpu or not torch.cuda.is_available()
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision,
+                       gradient_accumulation_steps=gradient_accumulation_steps, **kwargs)
 
 
 def process_seed(seed: int, accelerator: Accelerator) -> int:
