@@ -17,6 +17,7 @@ from backend.models.loader import load_model
 from training.corpus import writer
 from training.evaluator import load_evaluator
 from training.grpo.data import prompt_rows
+from training.grpo.policy_tokens import motion_token_mask
 from training.grpo.rewards import (TERMS, WORST, MotionRewards, final_codes, format_reward, is_well_formed,
                                    minmax_in_groups, motion_rounds)
 from training.grpo.spans import MotionSpanCodes
@@ -188,11 +189,31 @@ def test_grpo_steps_export_a_model_the_loop_runs_and_resume(corpus, tmp_path, ca
     assert [row["step"] for row in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "reward" in row] == [1, 2, 3]
 
 
+def test_motion_policy_masks_every_token_but_the_codes(model):
+    """policy_tokens "motion": the loss mask of a real tokenised trace is 1 exactly on its <Motion_k> tokens."""
+    codes = [[5, 17, 301], [42, 42]]
+    ids = torch.tensor([model.encode(trace(*codes))])
+    mask = motion_token_mask(ids, model.motion_ids.first_code, model.motion_ids.nb_code)[0]
+    picked = [model.decode([int(i)]) for i, m in zip(ids[0], mask) if m]
+    assert picked == [f"<Motion_{c}>" for c in sum(codes, [])]
+    assert mask.sum() < len(ids[0]) / 4   # the plans, assessments and tags carry no loss
+
+
+def test_grpo_with_the_motion_policy_trains_and_exports(corpus, tmp_path):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "grpo.json", data=str(corpus), out=str(out), policy_tokens="motion")
+    assert main(["train-grpo", "--config", str(config), "--max-steps", "1"]) == 0
+    row = next(json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if "reward" in line)
+    assert math.isfinite(row["loss"]) and row["grad_norm"] > 0
+    assert load_model(str(out / "model"), "cpu").motion_ids == load_model("builtin", "cpu").motion_ids
+
+
 # -- CLI errors ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("values, argv, message", [
     ({"lr_rate": 1e-5}, [], "unknown config key 'lr_rate'"),
     ({"batch_size": 6}, [], "multiple of num_generations"),
     ({"reward_weights": {"style": 1.0}}, [], "unknown reward 'style'"),
+    ({"policy_tokens": "text"}, [], "policy_tokens must be one of 'all', 'motion'"),
     ({}, ["--data", "{tmp}/nowhere"], "nowhere: no such data folder"),
     ({}, ["--model", "{tmp}/empty_model"], "missing: vqvae.safetensors"),
     ({}, ["--resume"], "no checkpoint-N folder to resume from"),

@@ -120,7 +120,7 @@ class QuantizeEMAReset(nn.Module):
     Only `codebook` is saved in the state dict (as in the release); the EMA statistics are training state
     (`ema_state` / `load_ema_state`). A zero `code_count` means the codebook was never fitted to data, and the
     first training batch initialises it. Under torchrun / accelerate the update uses the whole global batch
-(sums all-reduced, reset rows from rank 0), so every process keeps the same codebook."""
+    (sums all-reduced, reset rows from rank 0), so every process keeps the same codebook."""
 
     def __init__(self, nb_code: int, code_dim: int, decay: float):
         super().__init__()

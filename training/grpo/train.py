@@ -22,6 +22,7 @@ from training.evaluator import load_evaluator
 from training.evaluator.data import check_data_dir
 from training.grpo.callbacks import JsonlLog, RichProgress
 from training.grpo.data import prompt_rows
+from training.grpo.policy_tokens import POLICY_TOKENS, motion_only
 from training.grpo.rewards import TERMS, MotionRewards, format_reward
 from training.grpo.spans import MotionSpanCodes, constrain_generate
 
@@ -66,6 +67,7 @@ class GRPOTrainConfig:
     bf16: bool = False                     # bf16 autocast over fp32 weights
     activation_checkpointing: bool = False  # recompute activations in backward (saves GPU memory)
     attn: str | None = None                # attention implementation of the policy, e.g. "flash_attention_2"
+    policy_tokens: str = "all"             # "all" (the release) or "motion": the loss trains motion codes only
     deepspeed: dict | str | None = None    # a DeepSpeed config (dict or JSON path), as TrainingArguments takes it
     threads: int = 1                       # torch CPU threads
 
@@ -90,6 +92,8 @@ class GRPOTrainConfig:
         unknown = sorted(set(self.reward_weights) - set(REWARDS))
         if unknown:
             raise bad(f"unknown reward {unknown[0]!r} in reward_weights; rewards: {', '.join(REWARDS)}")
+        if self.policy_tokens not in POLICY_TOKENS:
+            raise bad(f"policy_tokens must be one of {', '.join(map(repr, POLICY_TOKENS))}, got {self.policy_tokens!r}")
         if not any(self.reward_weights.get(name, 0) for name in REWARDS):
             raise bad("every reward weight is 0; give at least one reward a weight")
         if self.max_steps == 0 or self.max_steps < -1:
@@ -174,7 +178,9 @@ def train_grpo(c: GRPOTrainConfig, resume: bool = False, log=print) -> Path:
     if c.constrain_spans:
         max_codes = int(model.max_seconds * model.fps) // model.frames_per_code
         constrain_generate(model.lm, MotionSpanCodes(model.motion_ids, max_codes))
-    trainer = GRPOTrainer(model=model.lm, reward_funcs=[functions[n] for n in names], args=args,
+    trainer_class = GRPOTrainer if c.policy_tokens == "all" else \
+        motion_only(GRPOTrainer, model.motion_ids.first_code, model.motion_ids.nb_code)
+    trainer = trainer_class(model=model.lm, reward_funcs=[functions[n] for n in names], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=model.tokenizer,
                           callbacks=[JsonlLog(out / "log.jsonl"), RichProgress()])
     trainer.remove_callback(ProgressCallback)
