@@ -206,6 +206,7 @@ def test_grpo_with_the_motion_policy_trains_and_exports(corpus, tmp_path):
     row = next(json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if "reward" in line)
     assert math.isfinite(row["loss"]) and row["grad_norm"] > 0
     assert load_model(str(out / "model"), "cpu").motion_ids == load_model("builtin", "cpu").motion_ids
+    assert json.loads((out / "model" / "llm" / "config.json").read_text())["use_cache"] is True
 
 
 # -- CLI errors ------------------------------------------------------------------------------------------------------

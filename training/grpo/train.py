@@ -190,6 +190,7 @@ def train_grpo(c: GRPOTrainConfig, resume: bool = False, log=print) -> Path:
     trainer.train(resume_from_checkpoint=checkpoint if resume else None)
 
     export = out / "model"
+    model.lm.config.use_cache = True   # trl turns the KV cache off for training; the product's loop wants it
     trainer.save_model(str(export / LLM_DIR))   # gathers sharded weights; writes the tokenizer too
     if trainer.is_world_process_zero():
         (export / LLM_DIR / "training_args.bin").unlink(missing_ok=True)   # a model folder, not a checkpoint
