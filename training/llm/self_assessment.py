@@ -22,10 +22,11 @@ from backend import prompts
 from backend.loop import LoopOptions, LoopSession
 from backend.motion.features import extract_features
 from training.data_engine.procedural import ProceduralAnnotator
-from training.llm.data import Sample, analysis_text, read_captions, read_labels, read_split
+from training.llm.data import (MATCH_ASSESSMENT, Sample, analysis_text, mismatch_assessment, read_captions,
+                               read_labels, read_split)
 
 TASK = "stage2_self_assessment"
-MATCH = ("The motion perfectly aligns with the goal text.", prompts.NO_REFINEMENT)
+MATCH = (MATCH_ASSESSMENT, prompts.NO_REFINEMENT)
 
 
 @dataclass
@@ -69,7 +70,9 @@ def collect(model, evaluator, corpus: str | Path, count: int, seed: int = 0, pro
         if first is not None and not first.error:
             differences = annotator.visible_differences(label_of(first.joints), labels[name], caption)
             judgement = annotator.phrase(differences) if differences else None
-            assessment, refinement = (judgement.assessment, judgement.refinement) if judgement else MATCH
+            # a wrong motion's verdict opens as in the data engine's files (writer.py), so both teach one wording
+            assessment, refinement = (mismatch_assessment(judgement.assessment), judgement.refinement) \
+                if judgement else MATCH
             out.append(SelfRound(name, caption, first.codes, assessment, refinement))
         if progress is not None:
             progress()
