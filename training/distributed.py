@@ -39,6 +39,16 @@ def make_accelerator(cpu: bool = False, mixed_precision: str | None = None,
                        gradient_accumulation_steps=gradient_accumulation_steps, **kwargs)
 
 
+def leave_process_group() -> None:
+    """The last act of a training command run by `accelerate launch` or torchrun: every process waits until the
+    main process has evaluated and written its files, then leaves the process group. A process that exits while
+    the others still hold their gloo connections aborts ("terminate called without an active exception") and
+    the launcher reports the whole run failed. A no-op in a single process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def process_seed(seed: int, accelerator: Accelerator) -> int:
     """This process's data seed. Rank 0 keeps `seed`, so a single process draws what it always drew."""
     return seed + accelerator.process_index

@@ -66,11 +66,13 @@ def run_loop_eval(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
+    from training.distributed import leave_process_group
     from training.evaluator.train import TrainConfig, train  # torch loads only when the command runs
 
     out = train(args.data, TrainConfig.from_json(args.config), args.out, resume=args.resume, max_minutes=args.max_minutes)
     if PartialState().is_main_process:   # one line, also when `accelerate launch` runs several processes
         print(f"evaluator written to {out}")
+    leave_process_group()
     return 0
 
 

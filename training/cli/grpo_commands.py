@@ -21,9 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from training.distributed import leave_process_group
     from training.grpo.train import GRPOTrainConfig, train_grpo
 
     config = GRPOTrainConfig.from_json(args.config, model=args.model, data=args.data, out=args.out,
                                        max_steps=args.max_steps)
     train_grpo(config, resume=args.resume)
+    leave_process_group()
     return 0

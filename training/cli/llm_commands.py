@@ -66,6 +66,7 @@ def run_train(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     from training.corpus import describe_difference
+    from training.distributed import leave_process_group
     from training.llm.train import TrainConfig, train
 
     config = TrainConfig.from_json(args.config, corpus=args.corpus, out_dir=args.out_dir, export_dir=args.export_dir,
@@ -73,6 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
     done = train(config, describe_difference)
     if not done and PartialState().is_main_process:   # one line, also when `accelerate launch` runs several
         print("not finished yet: run the same command again to continue")
+    leave_process_group()
     return 0
 
 

@@ -33,10 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from training.distributed import leave_process_group
     from training.vq.train_vq import TrainConfig, train  # torch loads only when the command runs
 
     train(args.data, TrainConfig.from_json(args.config), args.out, resume=args.resume, max_minutes=args.max_minutes,
           device=args.device)
+    leave_process_group()
     return 0
 
 
