@@ -6,8 +6,9 @@ generated tokens per second (median of --runs runs after one warm-up), plus the 
     irg-motion bench --model random-2b --layers 1 --hidden 64   # a CPU smoke run of the same code path
 
 Every run forces exactly --rounds rounds when the model allows it: a round judged final is refined again with an
-instruction. A round with an error (random weights write garbage assessments) ends the run, so "rounds" says how
-many ran. `--compile` wraps the LM's forward in torch.compile; `--static-cache` makes the raw-decoding
+instruction. A round with an error ends the run, so "rounds" says how many ran. random-2b's analysis and
+assessments are forced to well-formed text of the release's lengths (backend/cli/scripted_trace.py), so its runs
+have every round and the release's token counts. `--compile` wraps the LM's forward in torch.compile; `--static-cache` makes the raw-decoding
 measurement use a static KV cache (both for CUDA; the loop itself keeps its session-long dynamic cache).
 
 `--batch N` adds the throughput of N concurrent auto-mode prompts (greedy, up to --rounds rounds each, the model
@@ -61,12 +62,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load(args: argparse.Namespace):
     if args.model == "random-2b":
+        from backend.cli.scripted_trace import SCRIPT_WORDS, script_text_phases
         from backend.models.release import random_release_model
 
         device = resolve_device(args.device)
         if device == "cpu":
             torch.set_num_threads(args.threads)
-        return random_release_model(device, layers=args.layers, hidden=args.hidden, attn=args.attn)
+        model = random_release_model(device, layers=args.layers, hidden=args.hidden, attn=args.attn, words=SCRIPT_WORDS)
+        script_text_phases(model)   # release-length analysis and assessments instead of random garbage
+        return model
     if args.layers or args.hidden:
         raise ValueError("--layers and --hidden apply to --model random-2b only")
     return load_model(args.model, args.device, cpu_threads=args.threads, attn=args.attn)

@@ -346,9 +346,10 @@ def gemma2_2b_config(layers: int | None = None, hidden: int | None = None, vocab
 
 
 def random_release_model(device: str, layers: int | None = None, hidden: int | None = None, seed: int = 0,
-                         attn: str | None = None):
+                         attn: str | None = None, words: str = ""):
     """A randomly initialised Gemma-2 of the 2B shape with the release's 256514-token layout and a random
-    release-shape VQ-VAE: the speed of the released model without its weights (bf16 on CUDA)."""
+    release-shape VQ-VAE: the speed of the released model without its weights (bf16 on CUDA). `words` go into
+    its placeholder vocabulary besides the prompt format's."""
     from backend import prompts
     from backend.models.loader import MotionModel
 
@@ -356,7 +357,8 @@ def random_release_model(device: str, layers: int | None = None, hidden: int | N
     tokenizer = placeholder_tokenizer([prompts.trace_context("a person jumps forward"),
                                        prompts.trace_response("a person jumps.", [prompts.TraceRound(
                                            [0], "a person waves with the right hand.", prompts.NO_REFINEMENT)]),
-                                       "a man walks in a circle two times . make the motion match the prompt ."])
+                                       "a man walks in a circle two times . make the motion match the prompt .",
+                                       words])
     config = gemma2_2b_config(layers, hidden, attn=attn or default_attention(device))
     dtype = release_dtype(device)
     with torch.device(device if device.startswith("cuda") else "cpu"):
