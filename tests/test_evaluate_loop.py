@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from backend.cli.main import main
-from training.evaluate_loop import LoopRun, pad_motion, round_sets, rounds_histogram
+from backend.loop import LoopOptions
+from backend.models.loader import load_model
+from training.evaluate_loop import LoopRun, Prompt, pad_motion, round_sets, rounds_histogram, run_prompt
 
 
 def test_short_motions_are_padded_with_their_last_frame():
@@ -29,6 +31,15 @@ def test_round_sets_skip_garbled_rounds_and_keep_the_last_motion_as_final():
     assert [i for i, _ in sets["first (refined)"]] == [1, 3]
     assert [m[0, 0] for _, m in sets["final (refined)"]] == [2.0, 3.0]
     assert rounds_histogram(runs, 3) == {"1": 2, "2": 1, "3": 1}
+
+
+def test_each_prompt_runs_for_its_clips_duration():
+    """The loop's motion is as long as the held-out clip, not the options' default length."""
+    model = load_model("builtin", "cpu", cpu_threads=1)
+    for seconds in (2.0, 7.6):
+        prompt = Prompt("clip", "a person walks forward.", "a person walks forward.", seconds, np.zeros((1, 263)))
+        run = run_prompt(model, prompt, LoopOptions(max_rounds=1), min_frames=40)
+        assert abs(len(run.motions[0]) - seconds * model.fps) <= 4   # frames of the first motion, at 20 fps
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
@@ -69,6 +80,12 @@ def test_evaluate_writes_per_round_json_and_plot(tmp_path, capsys):
     refined = sum(n for k, n in hist.items() if int(k) > 1) - result["garbled_rounds"]
     if sets["final (refined)"] is not None:   # prompts in the set, averaged over the 2 repeats
         assert sets["final (refined)"]["prompts"][0] * 2 == pytest.approx(refined, abs=result["garbled_rounds"])
+
+    # sampled decoding: every repeat runs its own seeded loops
+    assert main(["evaluate", "--model", "builtin", "--data", str(corpus), "--count", "32", "--repeats", "1",
+                 "--max-rounds", "1", "--sample", "--out", str(tmp_path / "sampled")]) == 0
+    sampled = json.loads((tmp_path / "sampled" / "loop_eval.json").read_text())
+    assert sampled["decoding"] == "sampling" and sampled["loop_runs"] == 32
 
     import matplotlib.image
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -112,10 +112,10 @@ def joints_to_features(joints: np.ndarray, min_frames: int) -> tuple[np.ndarray 
 
 
 def run_prompt(model, prompt: Prompt, options, min_frames: int) -> LoopRun:
-    """The loop in auto mode on one prompt; features of every round."""
+    """The loop in auto mode on one prompt, for the clip's duration; features of every round."""
     from backend.loop import LoopSession
 
-    session = LoopSession(model, prompt.caption, options)
+    session = LoopSession(model, prompt.caption, replace(options, seconds=prompt.seconds))
     run = LoopRun(0, [], warnings=list(session.warnings))
     for r in session.rounds():
         features, padded = (None, False) if r.error else joints_to_features(r.joints, min_frames)
