@@ -97,6 +97,18 @@ def test_ground_truth_motion_scores_better_mm_distance_than_other_motions(model,
         assert all(WORST[term] <= v <= 0 for v in raw[term])
 
 
+def test_round_alignment_scores_every_round_not_only_the_last(model, gt_codes, corpus):
+    a, b = (gt_codes[name] for name in sorted(gt_codes)[:2])
+    rewards = MotionRewards(model.motion_tokenizer, load_evaluator(), corpus, fps=model.fps, norm_in_group=False)
+    completions = [trace(a), trace(b), trace(a, b), trace(b, b)]
+    raw, _ = rewards.raw(["p"] * 4, completions, ["a person walks forward."] * 4, [sorted(gt_codes)[0]] * 4)
+    tm, rounds = raw["tm_distance"], raw["round_alignment"]
+    assert rounds[:2] == pytest.approx(tm[:2], abs=1e-5)           # one round: the final motion's distance
+    assert tm[2] == pytest.approx(tm[1], abs=1e-5)                  # the release's term sees only the last round
+    assert rounds[2] == pytest.approx((tm[0] + tm[1]) / 2, abs=1e-5)
+    assert rounds[3] == pytest.approx(tm[1], abs=1e-5)
+
+
 def test_a_completion_without_a_motion_gets_the_worst_value_and_is_never_decoded(corpus, model, gt_codes):
     evaluator = load_evaluator()
     name = sorted(gt_codes)[0]

@@ -4,6 +4,9 @@
 - `MotionRewards.tm_distance`: -||E_text(caption) - E_motion(final)||, the release's guo_tm_distance with the
   project's evaluator (training/evaluator).
 - `MotionRewards.mm_distance`: -||E_motion(ground truth) - E_motion(final)||, the release's guo_mm_distance.
+- `MotionRewards.round_alignment`: -mean over the completion's rounds of ||E_text(caption) - E_motion(round)||, a
+  term the release does not have. The release scores only the final motion, so a refinement that makes the
+  motion worse costs nothing as long as the last round is fine; this term scores every round's motion.
 - `MotionRewards.motion_quality` and `MotionRewards.duration`: fidelity terms the release does not have. The
   alignment rewards are the test metric itself (reference section 8 item 9: RL raised Top-1 and doubled FID), so
   two terms the evaluator cannot see pull the other way: foot skating and jitter beyond the ground truth's, and a
@@ -33,9 +36,9 @@ from backend.trace import last_motion_span, parse_trace, split_rounds
 from training.metrics import foot_skating_ratio, jitter
 
 EOS = "<eos>"
-TERMS = ("tm_distance", "mm_distance", "motion_quality", "duration")
+TERMS = ("tm_distance", "mm_distance", "round_alignment", "motion_quality", "duration")
 # Each term's value for a completion with no final motion: no motion scores at least as badly as any motion.
-WORST = {"tm_distance": -2.0, "mm_distance": -2.0, "motion_quality": -1.0, "duration": -1.0}
+WORST = {"tm_distance": -2.0, "mm_distance": -2.0, "round_alignment": -2.0, "motion_quality": -1.0, "duration": -1.0}
 NORM_EPS = 1e-4
 JITTER_FLOOR = 1.0   # m/s^3 added to both jitters, so a still ground truth does not make any jitter infinitely bad
 
@@ -74,6 +77,12 @@ def format_reward(prompts: list, completions: list[str], log_metric: Callable | 
 def final_codes(completion: str, nb_code: int = 512) -> list[int]:
     """The codes of the last well-formed motion span ([] when there is none: never a code-0 motion)."""
     return last_motion_span(cut_at_eos(completion), nb_code).codes
+
+
+def round_codes(completion: str, nb_code: int = 512) -> list[list[int]]:
+    """The codes of every round that holds a usable motion, in order."""
+    spans = (last_motion_span(piece, nb_code) for piece in split_rounds(cut_at_eos(completion)))
+    return [span.codes for span in spans if not span.error]
 
 
 def minmax_in_groups(values: Sequence[float], groups: Sequence, eps: float = NORM_EPS) -> list[float]:
@@ -158,6 +167,9 @@ class MotionRewards:
     def mm_distance(self, prompts, completions, **columns) -> list[float]:
         return self._term("mm_distance", prompts, completions, columns)
 
+    def round_alignment(self, prompts, completions, **columns) -> list[float]:
+        return self._term("round_alignment", prompts, completions, columns)
+
     def motion_quality(self, prompts, completions, **columns) -> list[float]:
         return self._term("motion_quality", prompts, completions, columns)
 
@@ -194,6 +206,7 @@ class MotionRewards:
                 motion_emb = np.stack(per_length(self.evaluator.embed_motions, features))
             goal_emb = np.stack([g.embedding for g in goals])
             tm, mm = unit_distances(text_emb, motion_emb), unit_distances(goal_emb, motion_emb)
+            raw["round_alignment"] = self._round_alignment(completions, valid, text_emb)
             for k, (i, feats, goal) in enumerate(zip(valid, features, goals)):
                 joints = recover_from_ric(feats)
                 raw["tm_distance"][i] = -float(tm[k])
@@ -203,6 +216,25 @@ class MotionRewards:
                 raw["duration"][i] = -duration_penalty(len(feats), goal.frames)
         self._last = (key, (raw, valid))
         return raw, valid
+
+    def _round_alignment(self, completions, valid: list[int], text_emb: np.ndarray) -> list[float]:
+        """-mean text-motion distance over each completion's rounds (`text_emb` rows follow `valid`)."""
+        owners, codes = [], []
+        for k, i in enumerate(valid):
+            for c in round_codes(completions[i], self.nb_code):
+                owners.append(k)
+                codes.append(c)
+        out = [WORST["round_alignment"]] * len(completions)
+        if not codes:   # a final span outside every round (no `[generate]`): nothing to score per round
+            return out
+        with torch.inference_mode():
+            features = per_length(partial(decode_codes, self.motion_tokenizer), codes)
+            distances = unit_distances(text_emb[owners], np.stack(per_length(self.evaluator.embed_motions, features)))
+        for k, i in enumerate(valid):
+            mine = distances[np.array(owners) == k]
+            if len(mine):
+                out[i] = -float(mine.mean())
+        return out
 
     def goals(self, keys: list[tuple[str, tuple | None]]) -> list[Goal]:
         """Ground-truth motions by (clip name, span), measured once and cached."""
