@@ -3,6 +3,7 @@ a misspelt key is one line on stderr that names the file and the fix, and the co
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +36,20 @@ def test_a_bad_config_file_is_one_line_naming_the_file(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err.strip()
     assert f"{config}: " in err and message.format(template=template) in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def config_class(name: str):
+    from training.evaluator.train import TrainConfig as EvaluatorConfig
+    from training.grpo.train import GRPOTrainConfig
+    from training.llm.train import TrainConfig as LLMConfig
+    from training.vq.train_vq import TrainConfig as VQConfig
+
+    return {"vq": VQConfig, "evaluator": EvaluatorConfig, "llm": LLMConfig, "grpo": GRPOTrainConfig}[name.split("_")[0]]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "training" / "configs").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    """The configs the docs and the model card point to are valid for their trainer (no stale or misspelt key)."""
+    config = config_class(path.name).from_json(path)
+    assert all(hasattr(config, key) for key in json.loads(path.read_text()))
