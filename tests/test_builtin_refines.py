@@ -38,7 +38,7 @@ def test_wrong_first_motions_get_a_second_round(loops):
     runs, wrong = loops
     assert wrong.sum() >= PROMPTS // 2, "the evaluator judged most first motions right: the test needs harder prompts"
     refined = [len(run) > 1 for run, w in zip(runs, wrong) if w]
-    # 8 of 10 here, 145 of 179 on corpus_v1's held-out prompts (MODEL_CARD.md); the model before the shared
+    # 8 of 10 here, 154 of 168 on corpus_v1's held-out prompts (MODEL_CARD.md); the model before the shared
     # verdict opening refined none
     assert np.mean(refined) >= 0.6, f"{sum(refined)} of {len(refined)} wrong first motions got a second round"
 
