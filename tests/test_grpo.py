@@ -107,6 +107,12 @@ def test_round_alignment_scores_every_round_not_only_the_last(model, gt_codes, c
     assert tm[2] == pytest.approx(tm[1], abs=1e-5)                  # the release's term sees only the last round
     assert rounds[2] == pytest.approx((tm[0] + tm[1]) / 2, abs=1e-5)
     assert rounds[3] == pytest.approx(tm[1], abs=1e-5)
+    # a run that does not weight the term does not pay for decoding every round
+    final_only = MotionRewards(model.motion_tokenizer, load_evaluator(), corpus, fps=model.fps, norm_in_group=False,
+                               every_round=False)
+    raw, _ = final_only.raw(["p"] * 4, completions, ["a person walks forward."] * 4, [sorted(gt_codes)[0]] * 4)
+    assert raw["round_alignment"] == [WORST["round_alignment"]] * 4
+    assert raw["tm_distance"] == pytest.approx(tm, abs=1e-6)
 
 
 def test_a_completion_without_a_motion_gets_the_worst_value_and_is_never_decoded(corpus, model, gt_codes):

@@ -147,14 +147,18 @@ def decode_codes(motion_tokenizer, code_lists: list[list[int]]) -> np.ndarray:
 
 
 class MotionRewards:
-    """The four motion terms over one shared computation per batch (trl calls each term on the same completions).
+    """The motion terms over one shared computation per batch (trl calls each term on the same completions).
 
     `data_dir` is the HumanML3D-layout folder the ground-truth motions (`motion` column: a clip name, with an
-    optional `span` column [start, stop) in feature frames) are read from."""
+    optional `span` column [start, stop) in feature frames) are read from. `round_alignment` decodes and embeds
+    every round, not only the final one, so it is computed only when `every_round` is set (a run that weights it);
+    otherwise it keeps its worst value."""
 
-    def __init__(self, motion_tokenizer, evaluator, data_dir: str | Path, fps: float = 20.0, norm_in_group: bool = True):
+    def __init__(self, motion_tokenizer, evaluator, data_dir: str | Path, fps: float = 20.0, norm_in_group: bool = True,
+                 every_round: bool = True):
         self.motion_tokenizer, self.evaluator = motion_tokenizer, evaluator
         self.data_dir, self.fps, self.norm_in_group = Path(data_dir), fps, norm_in_group
+        self.every_round = every_round
         self.nb_code = motion_tokenizer.config.nb_code
         self.reads_pos_tokens = getattr(evaluator, "reads_pos_tokens", False)
         self._goals: dict[tuple, Goal] = {}
@@ -206,7 +210,8 @@ class MotionRewards:
                 motion_emb = np.stack(per_length(self.evaluator.embed_motions, features))
             goal_emb = np.stack([g.embedding for g in goals])
             tm, mm = unit_distances(text_emb, motion_emb), unit_distances(goal_emb, motion_emb)
-            raw["round_alignment"] = self._round_alignment(completions, valid, text_emb)
+            if self.every_round:
+                raw["round_alignment"] = self._round_alignment(completions, valid, text_emb)
             for k, (i, feats, goal) in enumerate(zip(valid, features, goals)):
                 joints = recover_from_ric(feats)
                 raw["tm_distance"][i] = -float(tm[k])
@@ -227,11 +232,12 @@ class MotionRewards:
         out = [WORST["round_alignment"]] * len(completions)
         if not codes:   # a final span outside every round (no `[generate]`): nothing to score per round
             return out
+        owners = np.array(owners)
         with torch.inference_mode():
             features = per_length(partial(decode_codes, self.motion_tokenizer), codes)
             distances = unit_distances(text_emb[owners], np.stack(per_length(self.evaluator.embed_motions, features)))
         for k, i in enumerate(valid):
-            mine = distances[np.array(owners) == k]
+            mine = distances[owners == k]
             if len(mine):
                 out[i] = -float(mine.mean())
         return out

@@ -173,7 +173,7 @@ def train_grpo(c: GRPOTrainConfig, resume: bool = False, log=print) -> Path:
     log(f"{len(rows)} prompts from {c.data} ({c.split})" + (f", {skipped} captions the model cannot read left out"
                                                               if skipped else ""))
     rewards = MotionRewards(model.motion_tokenizer.to(args.device), evaluator, c.data, fps=model.fps,
-                            norm_in_group=c.norm_in_group)
+                            norm_in_group=c.norm_in_group, every_round="round_alignment" in names)
     functions = {"format": format_reward, **rewards.functions()}
     if c.constrain_spans:
         max_codes = int(model.max_seconds * model.fps) // model.frames_per_code
